@@ -1,0 +1,128 @@
+/**
+ * The one module that touches v86's internals (`emulator.v86.cpu`). Everything else sees a
+ * `GuestMemory` and a `PciHost`. The property names used here survive v86's minified build
+ * (checked against v86 0.5.462); class names do not, so nothing here relies on them.
+ */
+import type { V86 } from "v86";
+import type { GuestMemory } from "../memory/guest-memory.js";
+import type { PciDeviceRegistration, PciHost } from "../virtio/pci-host.js";
+
+type Read = () => number;
+type Write = (value: number) => void;
+
+/** The slice of v86's CPU object this project relies on. */
+interface V86Cpu {
+  io: {
+    register_read(port: number, ctx: object, r8?: Read, r16?: Read, r32?: Read): void;
+    register_write(port: number, ctx: object, w8?: Write, w16?: Write, w32?: Write): void;
+  };
+  devices: {
+    pci: {
+      register_device(device: { pci_id: number; pci_space: number[]; pci_bars: { size: number }[]; name: string }): Int32Array;
+      raise_irq(pciId: number): void;
+      lower_irq(pciId: number): void;
+    };
+  };
+  wasm_memory: WebAssembly.Memory;
+  mem8: Uint8Array;
+  memory_size: Uint32Array;
+  /** v86.wasm export: invalidate compiled code for guest-physical [start, end). */
+  jit_dirty_cache(start: number, end: number): void;
+  wm: { exports: { v86_malloc(size: number): number } };
+  get_state(): unknown[];
+  set_state(state: unknown[]): void;
+}
+
+/** v86 saves objects that have `get_state()`; plain literals are rejected by its serialiser. */
+class SavedSlot {
+  constructor(private readonly value: unknown[]) {}
+  get_state(): unknown[] {
+    return this.value;
+  }
+}
+
+/** v86's CPU state array has fixed device slots; 100 is unused by v86 0.5.x. */
+const STATE_SLOT = 100;
+
+export class V86Adapter implements PciHost {
+  private readonly cpu: V86Cpu;
+  readonly memory: GuestMemory;
+
+  /** Call from the `emulator-ready` listener: devices exist, nothing has run yet. */
+  constructor(readonly emulator: V86) {
+    const cpu = (emulator as unknown as { v86?: { cpu?: V86Cpu } }).v86?.cpu;
+    if (!cpu?.io || !cpu.devices?.pci || !cpu.wasm_memory) {
+      throw new Error("v86 internals not found: attach the balloon from the 'emulator-ready' event (v86 0.5.x)");
+    }
+    this.cpu = cpu;
+    this.memory = this.makeGuestMemory();
+  }
+
+  private makeGuestMemory(): GuestMemory {
+    const cpu = this.cpu;
+    const base = cpu.mem8.byteOffset;
+    const size = cpu.memory_size[0];
+    let view = new Uint8Array(cpu.wasm_memory.buffer, base, size);
+    return {
+      memory: cpu.wasm_memory,
+      base,
+      size,
+      bytes() {
+        // The view detaches if v86's memory ever grows; rebuild it then.
+        if (view.buffer !== cpu.wasm_memory.buffer) view = new Uint8Array(cpu.wasm_memory.buffer, base, size);
+        return view;
+      },
+      dirty: cpu.jit_dirty_cache,
+      allocScratch: (bytes: number) => {
+        const p = cpu.wm.exports.v86_malloc(bytes);
+        if (!p) throw new Error(`v86_malloc(${bytes}) failed`);
+        return p;
+      },
+    };
+  }
+
+  registerDevice(dev: PciDeviceRegistration): void {
+    const { io } = this.cpu;
+    // Handlers first: v86 snapshots the BAR's port entries at register_device and moves them with the BAR.
+    for (let i = 0; i < dev.bar.size; i++) {
+      io.register_read(dev.bar.port + i, dev.io, () => dev.io.read(i, 1), () => dev.io.read(i, 2), () => dev.io.read(i, 4));
+      io.register_write(dev.bar.port + i, dev.io, (v) => dev.io.write(i, 1, v), (v) => dev.io.write(i, 2, v), (v) => dev.io.write(i, 4, v));
+    }
+    this.cpu.devices.pci.register_device({
+      pci_id: dev.pciId,
+      pci_space: Array.from(dev.configSpace),
+      pci_bars: [{ size: dev.bar.size }],
+      name: dev.name,
+    });
+  }
+
+  raiseIrq(pciId: number): void {
+    this.cpu.devices.pci.raise_irq(pciId);
+  }
+
+  lowerIrq(pciId: number): void {
+    this.cpu.devices.pci.lower_irq(pciId);
+  }
+
+  /** Adds our state to v86's `save_state`/`restore_state` by wrapping the CPU's own get/set. */
+  hookState(save: () => unknown[], restore: (state: unknown[]) => void): void {
+    const cpu = this.cpu;
+    const getState = cpu.get_state.bind(cpu);
+    const setState = cpu.set_state.bind(cpu);
+    cpu.get_state = () => {
+      const state = getState();
+      state[STATE_SLOT] = new SavedSlot(save());
+      return state;
+    };
+    cpu.set_state = (state: unknown[]) => {
+      setState(state);
+      const ours = state[STATE_SLOT];
+      if (Array.isArray(ours)) restore(ours);
+    };
+  }
+
+  /** Guest instructions retired (u32, wraps). */
+  instructionCounter(): number {
+    return this.emulator.get_instruction_counter();
+  }
+}

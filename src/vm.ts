@@ -1,0 +1,171 @@
+/**
+ * A v86 VM running the project's Linux guest, with serial I/O and "type a command, get its output".
+ * Platform-neutral: `vm-node.ts` and `vm-browser.ts` load the images and the v86 wasm for their side.
+ */
+import { V86 } from "v86";
+
+export interface GuestImages {
+  bios: ArrayBuffer;
+  vgaBios: ArrayBuffer;
+  kernel: ArrayBuffer;
+  initrd: ArrayBuffer;
+  /** The cmdline the images were built to boot with (manifest.json). */
+  cmdline: string;
+}
+
+export interface VMOptions {
+  /** Guest RAM in MiB (default 128; keep <= ~890, the guest has no HIGHMEM). */
+  memoryMiB?: number;
+  /** Appended to the image's default kernel cmdline (e.g. "init_on_alloc=1"). */
+  cmdlineExtra?: string;
+  /** Replaces the kernel cmdline entirely. */
+  cmdline?: string;
+  /** Milliseconds to wait for the shell prompt (default 60000). */
+  bootTimeoutMs?: number;
+  /** Every serial byte the guest prints, as text. */
+  onSerial?: (text: string) => void;
+  /**
+   * Called once v86's devices exist and before the guest runs: the place to plug devices in.
+   * (The balloon is attached here by `startBalloonVM`.)
+   */
+  onReady?: (emulator: V86) => void | Promise<void>;
+  /** Start from a saved state instead of booting. */
+  initialState?: ArrayBuffer;
+}
+
+/** The prompt the guest's /init sets (PS1). */
+export const PROMPT = "~ # ";
+const SERIAL_KEEP = 64 * 1024;
+
+export class BootError extends Error {}
+
+export class VM {
+  private log = "";
+  private waiters: { test: (log: string) => boolean; resolve: () => void }[] = [];
+  private runCounter = 0;
+
+  constructor(readonly emulator: V86, onSerial?: (text: string) => void) {
+    emulator.add_listener("serial0-output-byte", (byte: number) => {
+      const ch = String.fromCharCode(byte);
+      this.log += ch;
+      if (this.log.length > 2 * SERIAL_KEEP) this.log = this.log.slice(-SERIAL_KEEP);
+      onSerial?.(ch);
+      if (this.waiters.length) this.checkWaiters();
+    });
+  }
+
+  /** Everything the guest printed recently (the last 64..128 KiB). */
+  get serialLog(): string {
+    return this.log;
+  }
+
+  /** The last `n` lines of serial output, for error messages. */
+  lastLines(n = 20): string {
+    return this.log.replace(/\r/g, "").split("\n").slice(-n).join("\n");
+  }
+
+  send(text: string): void {
+    this.emulator.serial0_send(text);
+  }
+
+  /** Resolves when serial output printed after this call matches `pattern`. */
+  async waitFor(pattern: string | RegExp, timeoutMs = 30000, what = String(pattern)): Promise<string> {
+    const start = this.log.length;
+    const test = (log: string) => {
+      const tail = log.slice(Math.min(start, log.length));
+      return typeof pattern === "string" ? tail.includes(pattern) : pattern.test(tail);
+    };
+    await new Promise<void>((resolve, reject) => {
+      const waiter = { test, resolve };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new BootError(`timed out after ${timeoutMs} ms waiting for ${what}; last serial lines:\n${this.lastLines()}`));
+      }, timeoutMs);
+      waiter.resolve = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push(waiter);
+      this.checkWaiters();
+    });
+    return this.log.slice(start);
+  }
+
+  private checkWaiters(): void {
+    const done = this.waiters.filter((w) => w.test(this.log));
+    if (!done.length) return;
+    this.waiters = this.waiters.filter((w) => !done.includes(w));
+    for (const w of done) w.resolve();
+  }
+
+  /**
+   * Types `command` at the shell and returns what it printed (without the echo or the prompt).
+   * Throws if the exit status is non-zero unless `allowFailure`.
+   */
+  async run(command: string, opts: { timeoutMs?: number; allowFailure?: boolean } = {}): Promise<string> {
+    const id = ++this.runCounter;
+    // The marker is split in the typed line so the terminal echo never matches it.
+    const marker = new RegExp(`__RUN${id}_END_(\\d+)__`);
+    const start = this.log.length;
+    this.send(`${command}; echo __RUN${id}_""END_$?__\n`);
+    await this.waitFor(marker, opts.timeoutMs ?? 30000, `the end of \`${command}\``);
+    const text = this.log.slice(start).replace(/\r/g, "");
+    const m = marker.exec(text)!;
+    const status = Number(m[1]);
+    const afterEcho = text.indexOf("\n") + 1;
+    const output = text.slice(afterEcho, m.index);
+    if (status !== 0 && !opts.allowFailure) {
+      throw new Error(`\`${command}\` exited with ${status}:\n${output}`);
+    }
+    return output;
+  }
+
+  async saveState(): Promise<ArrayBuffer> {
+    return this.emulator.save_state();
+  }
+
+  async restoreState(state: ArrayBuffer): Promise<void> {
+    await this.emulator.restore_state(state);
+  }
+
+  async destroy(): Promise<void> {
+    await this.emulator.destroy();
+  }
+}
+
+/** Boots the guest and resolves once the shell prompt is up. */
+export async function startVM(images: GuestImages, wasmPath: string, opts: VMOptions = {}): Promise<VM> {
+  const memoryMiB = opts.memoryMiB ?? 128;
+  const cmdline = opts.cmdline ?? [images.cmdline, opts.cmdlineExtra].filter(Boolean).join(" ");
+  const emulator = new V86({
+    wasm_path: wasmPath,
+    memory_size: memoryMiB << 20,
+    vga_memory_size: 2 << 20,
+    bios: { buffer: images.bios },
+    vga_bios: { buffer: images.vgaBios },
+    bzimage: { buffer: images.kernel },
+    initrd: { buffer: images.initrd },
+    cmdline,
+    autostart: false,
+    disable_keyboard: true,
+    disable_mouse: true,
+    disable_speaker: true,
+    ...(opts.initialState ? { initial_state: { buffer: opts.initialState } } : {}),
+  } as ConstructorParameters<typeof V86>[0]);
+  const vm = new VM(emulator, opts.onSerial);
+  await new Promise<void>((resolve) => emulator.add_listener("emulator-ready", () => resolve()));
+  await opts.onReady?.(emulator);
+  const prompt = vm.waitFor(PROMPT, opts.bootTimeoutMs ?? 60000, "the shell prompt");
+  await emulator.run();
+  if (opts.initialState) {
+    // A restored guest is already at its prompt; an empty line makes it print one.
+    vm.send("\n");
+  }
+  try {
+    await prompt;
+  } catch (e) {
+    await emulator.destroy();
+    throw e;
+  }
+  return vm;
+}
