@@ -21,7 +21,7 @@ JOBS=${JOBS:-2}
 FRAG=$HERE/kernel.config
 
 # Default kernel command line written to the manifest (the page/harness may append to it).
-CMDLINE_DEFAULT="console=ttyS0 tsc=reliable mitigations=off lpj=1000000 no_timer_check nowatchdog"
+CMDLINE_DEFAULT="console=ttyS0 tsc=reliable mitigations=off"
 
 # Reproducibility: fixed time/user/host for the kernel banner and cpio mtimes.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1735689600}   # 2025-01-01T00:00:00Z
@@ -115,7 +115,7 @@ BB_DEB=$(ls "$BB_DEBDIR"/busybox-static_*_i386.deb 2>/dev/null | head -1 || true
 if [ -z "$BB_DEB" ] || [ "$(dpkg-deb -f "$BB_DEB" Version)" != "$BB_VER" ]; then
   log "apt-get download busybox-static:i386=$BB_VER"
   rm -f "$BB_DEBDIR"/busybox-static_*_i386.deb
-  (cd "$BB_DEBDIR" && apt-get download "busybox-static:i386=$BB_VER")
+  (cd "$BB_DEBDIR" && apt-get -o APT::Sandbox::User=root download "busybox-static:i386=$BB_VER")
   BB_DEB=$(ls "$BB_DEBDIR"/busybox-static_*_i386.deb | head -1)
 fi
 BB_VER=$(dpkg-deb -f "$BB_DEB" Version)

@@ -2,7 +2,7 @@
 export interface GuestManifest {
   kernel_version?: string;
   cmdline: string;
-  files: Record<string, { sha256: string; size: number }>;
+  outputs: Record<string, { sha256: string; size: number }>;
   [key: string]: unknown;
 }
 

@@ -153,9 +153,16 @@ export async function startVM(images: GuestImages, wasmPath: string, opts: VMOpt
     ...(opts.initialState ? { initial_state: { buffer: opts.initialState } } : {}),
   } as ConstructorParameters<typeof V86>[0]);
   const vm = new VM(emulator, opts.onSerial);
-  await new Promise<void>((resolve) => emulator.add_listener("emulator-ready", () => resolve()));
+  const bootTimeoutMs = opts.bootTimeoutMs ?? 60000;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new BootError(`v86 did not get ready within ${bootTimeoutMs} ms (images unreadable?)`)), bootTimeoutMs);
+    emulator.add_listener("emulator-ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   await opts.onReady?.(emulator);
-  const prompt = vm.waitFor(PROMPT, opts.bootTimeoutMs ?? 60000, "the shell prompt");
+  const prompt = vm.waitFor(PROMPT, bootTimeoutMs, "the shell prompt");
   await emulator.run();
   if (opts.initialState) {
     // A restored guest is already at its prompt; an empty line makes it print one.

@@ -59,7 +59,7 @@ export async function fetchGuestImages(urls: ImageUrls = {}, onProgress?: LoadPr
   }
   const get = async (url: string, name?: string) => {
     const data = await fetchBytes(url, onProgress);
-    const want = name ? manifest.files[name] : undefined;
+    const want = name ? manifest.outputs[name] : undefined;
     if (want && data.byteLength !== want.size) {
       throw new Error(`${url} has ${data.byteLength} bytes, the manifest says ${want.size}: ${REBUILD_HINT}`);
     }

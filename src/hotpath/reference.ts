@@ -85,6 +85,13 @@ export function referenceHotPath(mem: GuestMemory): HotPath {
       const bytes = ram();
       let acc = 0;
       let active = false, lo = 0, hi = 0, dir = 0;
+      // Same order of effects as the wasm: a run's pages are filled when the run ends (so a PFN list that
+      // lies in a page being filled reads identically), but page by page, one Uint8Array.fill + dirty each.
+      const flush = (a: number, b: number) => {
+        r.runs++;
+        if (dir < 0) for (let p = b; p >= a; p--) { bytes.fill(fill & 0xff, p * PAGE, p * PAGE + PAGE); mem.dirty(p * PAGE, p * PAGE + PAGE); }
+        else for (let p = a; p <= b; p++) { bytes.fill(fill & 0xff, p * PAGE, p * PAGE + PAGE); mem.dirty(p * PAGE, p * PAGE + PAGE); }
+      };
       for (let i = 0; i < count; i++) {
         const pfn = v.getUint32(pfnAddr + i * 4, true);
         if (pfn >= pages) {
@@ -99,11 +106,9 @@ export function referenceHotPath(mem: GuestMemory): HotPath {
           }
           if (setBits) { r.filled++; acc |= 1 << (i & 7); }
           if (doFill) {
-            bytes.fill(fill & 0xff, pfn * PAGE, pfn * PAGE + PAGE);
-            mem.dirty(pfn * PAGE, pfn * PAGE + PAGE);
             if (active && dir >= 0 && pfn === hi + 1) { hi = pfn; dir = 1; }
             else if (active && dir <= 0 && pfn + 1 === lo) { lo = pfn; dir = -1; }
-            else { if (active) r.runs++; lo = hi = pfn; dir = 0; active = true; }
+            else { if (active) flush(lo, hi); lo = hi = pfn; dir = 0; active = true; }
           }
         }
         if ((i & 7) === 7) {
@@ -111,7 +116,7 @@ export function referenceHotPath(mem: GuestMemory): HotPath {
           acc = 0;
         }
       }
-      if (active) r.runs++;
+      if (active) flush(lo, hi);
       if (useBitmap && (count & 7) !== 0) {
         if (flags & FILL_SET_PADDING) acc |= (0xff << (count & 7)) & 0xff;
         all[bm + ((count - 1) >>> 3)] = acc;

@@ -21,7 +21,7 @@ function readImage(dir: string, name: string, manifest: GuestManifest | null): A
   } catch {
     throw new Error(`guest image ${path} is missing: ${REBUILD_HINT}`);
   }
-  const want = manifest?.files[name];
+  const want = manifest?.outputs[name];
   if (want) {
     const got = createHash("sha256").update(data).digest("hex");
     if (got !== want.sha256) {

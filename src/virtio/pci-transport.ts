@@ -10,6 +10,9 @@ import type { PciHost } from "./pci-host.js";
 
 export const VIRTIO_PCI_VENDOR = 0x1af4;
 export const VIRTIO_F_VERSION_1 = 32n;
+/** Transport feature the transport itself offers and implements (2.7.5.3): indirect descriptor tables. */
+export const VIRTIO_F_INDIRECT_DESC = 28n;
+const TRANSPORT_FEATURES = 1n << VIRTIO_F_INDIRECT_DESC;
 
 export const STATUS = {
   ACKNOWLEDGE: 1,
@@ -237,7 +240,7 @@ export class VirtioPciTransport implements VirtioTransportHandle {
       });
     return [
       rw(0x00, 4, "device_feature_select", () => this.deviceFeatureSelect, (v) => { this.deviceFeatureSelect = Number(v); }),
-      ro(0x04, 4, "device_feature", () => this.featureWord(this.device.offeredFeatures(), this.deviceFeatureSelect)),
+      ro(0x04, 4, "device_feature", () => this.featureWord(this.offered(), this.deviceFeatureSelect)),
       rw(0x08, 4, "driver_feature_select", () => this.driverFeatureSelect, (v) => { this.driverFeatureSelect = Number(v); }),
       rw(0x0c, 4, "driver_feature", () => this.featureWord(this.driverFeatures, this.driverFeatureSelect), (v) => this.writeDriverFeatures(v)),
       // No MSI-X: VIRTIO_MSI_NO_VECTOR, and writes of vectors are ignored (4.1.4.3).
@@ -256,6 +259,10 @@ export class VirtioPciTransport implements VirtioTransportHandle {
       ro(0x38, 2, "queue_notify_data", () => 0),
       ro(0x3a, 2, "queue_reset", () => 0),
     ];
+  }
+
+  private offered(): bigint {
+    return this.device.offeredFeatures() | TRANSPORT_FEATURES;
   }
 
   private featureWord(features: bigint, select: number): number {
@@ -332,18 +339,19 @@ export class VirtioPciTransport implements VirtioTransportHandle {
 
   /** 3.1.1 step 5-6: FEATURES_OK stays clear if the driver accepted what was not offered or the device refuses the set. */
   private acceptFeatures(): boolean {
-    const offered = this.device.offeredFeatures();
-    const extra = this.driverFeatures & ~offered;
+    const extra = this.driverFeatures & ~this.offered();
     if (extra !== 0n) {
       this.diagnose("features-not-offered", `driver accepted feature bits never offered: 0x${extra.toString(16)}`);
       return false;
     }
-    const refusal = this.device.validateFeatures(this.driverFeatures);
+    const refusal = this.device.validateFeatures(this.driverFeatures & ~TRANSPORT_FEATURES);
     if (refusal) {
       this.diagnose("features-refused", refusal);
       return false;
     }
     this.negotiated = this.driverFeatures;
+    const indirect = (this.negotiated & TRANSPORT_FEATURES) !== 0n;
+    for (const q of this.queues) q.allowIndirect = indirect;
     return true;
   }
 

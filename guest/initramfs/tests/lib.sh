@@ -1,0 +1,81 @@
+# /tests/lib.sh: TAP helpers and the host-step channel for guest test scripts (busybox sh).
+# Source it first:   . /tests/lib.sh
+# (The harness uploads the current copy before each run; the one in the image is for hand use.)
+#
+#   plan N                 print the plan (or call done_testing at the end instead)
+#   ok DESC / not_ok DESC  one assertion
+#   check DESC CMD ARGS..  ok if CMD succeeds
+#   is GOT WANT DESC       ok if the two strings are equal (prints both on failure)
+#   cmp_ge A B DESC        ok if integer A >= B (also cmp_le, cmp_gt, cmp_lt)
+#   skip DESC REASON       skipped assertion
+#   skip_all REASON        the whole script is skipped (prints 1..0 and exits)
+#   diag TEXT              a "# TEXT" line
+#   bail REASON            Bail out!
+#   host STEP ARGS..       ask the host to do something (set the balloon target, wait, run cycles...);
+#                          the host's answer is in $HOST_REPLY; returns 1 if the host refused
+#   meminfo FIELD          a /proc/meminfo value in kB (e.g. meminfo MemFree)
+#   balloon_features       the negotiated feature bits of the balloon as a 64-char 0/1 string
+#   has_feature BIT        0 if feature bit BIT was negotiated
+#   done_testing           print 1..N for the assertions so far and exit with their status
+
+_tap_n=0
+_tap_failed=0
+
+plan() { echo "1..$1"; }
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+diag() { echo "# $*"; }
+bail() { echo "Bail out! $*"; exit 255; }
+skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP ${2:-}"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+
+check() {
+  _d=$1; shift
+  if "$@"; then ok "$_d"; else not_ok "$_d"; diag "command failed: $*"; fi
+}
+
+is() {
+  if [ "$1" = "$2" ]; then ok "$3"; else not_ok "$3"; diag "got:  '$1'"; diag "want: '$2'"; fi
+}
+
+_cmp() {
+  _op=$1 _a=$2 _b=$3; shift 3
+  if [ "$_a" "$_op" "$_b" ] 2>/dev/null; then ok "$*"; else not_ok "$*"; diag "wanted $_a $_op $_b"; fi
+}
+cmp_ge() { _cmp -ge "$@"; }
+cmp_le() { _cmp -le "$@"; }
+cmp_gt() { _cmp -gt "$@"; }
+cmp_lt() { _cmp -lt "$@"; }
+
+done_testing() {
+  echo "1..$_tap_n"
+  [ "$_tap_failed" -eq 0 ] && exit 0
+  exit 1
+}
+
+# Host channel: "@@HOST <step>" on the console; the host answers one line on the console's input,
+# "@@OK <text>" or "@@ERR <text>". stdin must be the console (do not redirect the script's stdin).
+HOST_REPLY=
+host() {
+  echo "@@HOST $*"
+  IFS= read -r _reply || { HOST_REPLY="no reply (stdin closed)"; return 1; }
+  case "$_reply" in
+    "@@OK"*) HOST_REPLY=${_reply#@@OK}; HOST_REPLY=${HOST_REPLY# }; return 0 ;;
+    "@@ERR"*) HOST_REPLY=${_reply#@@ERR}; HOST_REPLY=${HOST_REPLY# }; return 1 ;;
+    *) HOST_REPLY="unexpected reply: $_reply"; return 1 ;;
+  esac
+}
+
+meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+
+balloon_dev() {
+  for d in /sys/bus/virtio/devices/*; do
+    [ "$(cat "$d/device" 2>/dev/null)" = "0x0005" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+balloon_features() { _bd=$(balloon_dev) && cat "$_bd/features"; }
+has_feature() {
+  _f=$(balloon_features) || return 1
+  [ "$(echo "$_f" | cut -c$(($1 + 1)))" = 1 ]
+}

@@ -1,0 +1,177 @@
+/**
+ * What the per-queue handlers (inflate.ts, reporting.ts, hinting.ts, stats.ts) share: guest memory,
+ * the hot path, diagnostics, events, counters, the fill policy and the inflated-page tracking bitmap.
+ * The device (device.ts) builds one of these and wires it.
+ */
+import type { GuestMemory } from "../memory/guest-memory.js";
+import type { HotPath } from "../hotpath/hotpath.js";
+import type { DiagnosticSink } from "./diagnostics.js";
+import type { BalloonClock, BalloonEvents, TypedEmitter } from "./events.js";
+import { hasFeature } from "./features.js";
+
+export const PAGE_SIZE = 4096;
+
+/**
+ * FAULT INJECTION — makes the device deliberately WRONG, to test a driver's defences (spec patch v3
+ * §Security Considerations: an untrusted device can claim initialisation it did not do). All off by default.
+ */
+export interface BalloonFaults {
+  /** Bit 7: set bitmap bits for every valid PFN but leave the pages untouched. Bit 6: report the whole
+   *  chain as initialised (used length = all writable bytes) but leave the pages untouched. */
+  lieAboutInit?: boolean;
+  /** Bit 7: set the padding bits of the last bitmap byte (the spec says they MUST be 0). */
+  setPaddingBits?: boolean;
+  /** Bit 6: report a used length one page (4096 bytes) shorter than what was initialised (min 0). */
+  shortReportUsedLength?: boolean;
+}
+
+export interface RequestCounters { inflate: number; deflate: number; report: number; hint: number; stats: number }
+
+export interface DeviceCounters {
+  /** Valid pages received on the inflate queue (cumulative). */
+  pagesInflated: number;
+  /** Valid pages received on the deflate queue (cumulative). */
+  pagesDeflated: number;
+  /** 4 KiB pages covered by free page reports (cumulative). */
+  pagesReported: number;
+  /** 4 KiB pages hinted in a started cycle (cumulative). */
+  pagesHinted: number;
+  /** Bytes of guest RAM the device filled with 0. */
+  bytesZeroed: number;
+  /** Bytes of guest RAM the device filled with a non-zero poison byte. */
+  bytesPoisoned: number;
+  /** Inflate init bitmaps written (bit 7). */
+  bitmapsWritten: number;
+  /** Chains handled per queue kind. */
+  requests: RequestCounters;
+  /** Hinting cycles started by the host. */
+  hintCycles: number;
+  /** Stats samples received. */
+  statsSamples: number;
+}
+
+export function newCounters(): DeviceCounters {
+  return {
+    pagesInflated: 0, pagesDeflated: 0, pagesReported: 0, pagesHinted: 0,
+    bytesZeroed: 0, bytesPoisoned: 0, bitmapsWritten: 0,
+    requests: { inflate: 0, deflate: 0, report: 0, hint: 0, stats: 0 },
+    hintCycles: 0, statsSamples: 0,
+  };
+}
+
+/**
+ * The byte pages are initialised with: 0, or poison_val's byte when PAGE_POISON is negotiated.
+ * poison_val is a u32; Linux always writes a repeated byte (0 with init_on_free, else 0xAA). If its four
+ * bytes differ this device does NOT fill at all (returns null): leaving pages unmodified is always allowed
+ * with PAGE_POISON, and such pages are never reported as initialised (no bitmap bit, no used length).
+ */
+export function fillByteFor(negotiated: bigint, poisonVal: number): number | null {
+  if (!hasFeature(negotiated, "PAGE_POISON")) return 0;
+  const b = poisonVal & 0xff;
+  const repeated = (b * 0x01010101) >>> 0;
+  return (poisonVal >>> 0) === repeated ? b : null;
+}
+
+/** One bit per guest page: which pages are in the balloon (inflated, not yet deflated). Lives in scratch. */
+export class InflateTracker {
+  readonly ptr: number;
+  readonly bytes: number;
+  /** Pages currently marked. */
+  count = 0;
+
+  constructor(private readonly mem: GuestMemory) {
+    this.bytes = Math.ceil(mem.size / PAGE_SIZE / 8);
+    this.ptr = mem.allocScratch(this.bytes);
+    this.clear();
+  }
+
+  private view(): Uint8Array {
+    return new Uint8Array(this.mem.memory.buffer, this.ptr, this.bytes);
+  }
+
+  clear(): void {
+    this.view().fill(0);
+    this.count = 0;
+  }
+
+  isInflated(pfn: number): boolean {
+    if (pfn < 0 || pfn >= this.bytes * 8) return false;
+    return ((this.view()[pfn >> 3]! >> (pfn & 7)) & 1) === 1;
+  }
+
+  snapshot(): Uint8Array {
+    return this.view().slice();
+  }
+
+  restore(bits: Uint8Array): void {
+    const v = this.view();
+    v.fill(0);
+    v.set(bits.subarray(0, this.bytes));
+    let n = 0;
+    for (let i = 0; i < v.length; i++) {
+      let b = v[i]!;
+      while (b) {
+        b &= b - 1;
+        n++;
+      }
+    }
+    this.count = n;
+  }
+}
+
+export interface HandlerContext {
+  readonly mem: GuestMemory;
+  readonly hot: HotPath;
+  readonly diag: DiagnosticSink;
+  readonly clock: BalloonClock;
+  readonly events: TypedEmitter<BalloonEvents>;
+  readonly counters: DeviceCounters;
+  readonly faults: Required<BalloonFaults>;
+  readonly tracker: InflateTracker;
+  /** Absolute scratch for one hot-path bitmap chunk (INFLATE_CHUNK / 8 bytes). */
+  readonly bitmapScratch: number;
+  /** Negotiated features (0n when not live). */
+  negotiated(): bigint;
+  /** See fillByteFor. */
+  fillByte(): number | null;
+  /** Zero reported / hinted pages when neither PAGE_POISON nor bit 6 forces a value (default true). */
+  readonly zeroFreedPages: boolean;
+}
+
+/** Count a fill in the byte counters. */
+export function countFill(c: DeviceCounters, value: number, bytes: number): void {
+  if (value === 0) c.bytesZeroed += bytes;
+  else c.bytesPoisoned += bytes;
+}
+
+/** Write `data` into the device-writable segments in order (stops when data or segments run out). */
+export function writeToSegments(mem: GuestMemory, segments: readonly { addr: number; len: number }[], data: Uint8Array): number {
+  let off = 0;
+  const ram = mem.bytes();
+  for (const s of segments) {
+    if (off >= data.length) break;
+    const n = Math.min(s.len, data.length - off);
+    // Segments come from the virtqueue, checked inside RAM; check again (never trust, cheap).
+    if (s.addr < 0 || s.addr + n > mem.size) break;
+    ram.set(data.subarray(off, off + n), s.addr);
+    mem.dirty(s.addr, s.addr + n);
+    off += n;
+  }
+  return off;
+}
+
+/** Read `len` bytes of guest RAM gathered from readable segments (for small buffers: stats, cmd id). */
+export function gatherReadable(mem: GuestMemory, segments: readonly { addr: number; len: number }[], max: number): Uint8Array {
+  const total = Math.min(max, segments.reduce((a, s) => a + s.len, 0));
+  const out = new Uint8Array(total);
+  const ram = mem.bytes();
+  let off = 0;
+  for (const s of segments) {
+    if (off >= total) break;
+    const n = Math.min(s.len, total - off);
+    if (s.addr < 0 || s.addr + n > mem.size) break;
+    out.set(ram.subarray(s.addr, s.addr + n), off);
+    off += n;
+  }
+  return out.subarray(0, off);
+}

@@ -1,0 +1,211 @@
+/**
+ * THE INFLATE / DEFLATE PATH (inflate queue 0, deflate queue 1).
+ *
+ * Inflate request: the readable part is an array of le32 PFNs (4 KiB units). Every valid page is filled
+ * through the hot path (`fillPfns`, runs coalesced) with 0 — or poison_val's byte when PAGE_POISON is
+ * negotiated — so v86 snapshots (which store only non-zero pages) shrink, and marked in the tracking
+ * bitmap. With DEVICE_INIT_ON_INFLATE (bit 7) the chain ends in a device-writable bitmap: bit i (LSB
+ * first) = PFN i was initialised; exactly ceil(N/8) bytes are written (padding bits 0) and that is the
+ * used length. Otherwise the used length is 0.
+ *
+ * Decisions (never trust the guest, seed 004):
+ *  - a readable descriptor whose length is not a multiple of 4 (so a PFN would be cut or split across
+ *    descriptors): `pfn-buffer-misaligned`, the WHOLE request is refused — no fill, no bitmap, used 0;
+ *  - more than 256 PFNs (Linux's maximum): `too-many-pfns` warning, still handled in full;
+ *  - PFNs past RAM: `pfn-out-of-range` naming the first one; skipped (never written), bit 0;
+ *  - bit 7 bitmap shorter than ceil(N/8): `bitmap-too-short`; NO bitmap byte is written and the used
+ *    length is 0 (the driver must then treat every page as not initialised); the pages are still taken
+ *    and filled (the base spec lets the device modify inflated pages);
+ *  - writable descriptors without bit 7 (or on deflate): `unexpected-writable`, ignored, used 0;
+ *  - poison_val whose bytes differ: no fill at all, bits 0 (see context.ts fillByteFor).
+ *
+ * Deflate request: PFN array, acknowledged without any fill (the guest re-initialises them), tracking bits
+ * cleared; deflating a page never inflated → `deflate-not-inflated` (non-fatal).
+ */
+import type { DescriptorChain, Segment } from "../virtio/chain.js";
+import { FILL_LIE, FILL_NO_FILL } from "../hotpath/types.js";
+import { countFill, PAGE_SIZE, writeToSegments, type HandlerContext } from "./context.js";
+import { hasFeature } from "./features.js";
+
+/** Linux's VIRTIO_BALLOON_ARRAY_PFNS_MAX. */
+export const LINUX_MAX_PFNS = 256;
+/** PFNs per hot-path call (a multiple of 8, so each chunk's bitmap is whole bytes). */
+export const INFLATE_CHUNK = 4096;
+
+/** Check that every readable segment holds whole le32 PFNs; emits the diagnostic and returns false if not. */
+function pfnSegmentsOk(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string): boolean {
+  const bad = chain.readable.findIndex((s) => s.len % 4 !== 0);
+  if (bad < 0) return true;
+  ctx.diag.emit(
+    "pfn-buffer-misaligned",
+    `${what} request (head ${chain.head}): readable descriptor ${bad} is ${chain.readable[bad]!.len} bytes, not a whole number of le32 PFNs (${chain.readableBytes} bytes in all); request refused, nothing done`,
+    { head: chain.head, readableBytes: chain.readableBytes, segmentLengths: chain.readable.map((s) => s.len) },
+    queue,
+  );
+  return false;
+}
+
+function readPfn(ctx: HandlerContext, segs: readonly Segment[], index: number): number {
+  let i = index;
+  for (const s of segs) {
+    const n = s.len >>> 2;
+    if (i < n) return new DataView(ctx.mem.memory.buffer, ctx.mem.base + s.addr + i * 4, 4).getUint32(0, true);
+    i -= n;
+  }
+  return -1;
+}
+
+function diagnoseCount(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string, n: number): void {
+  if (n === 0) {
+    ctx.diag.emit("pfn-buffer-empty", `${what} request (head ${chain.head}) carries no PFN`, { head: chain.head }, queue);
+  } else if (n > LINUX_MAX_PFNS) {
+    ctx.diag.emit("too-many-pfns", `${what} request (head ${chain.head}) carries ${n} PFNs (Linux sends at most ${LINUX_MAX_PFNS}); handled anyway`, { head: chain.head, pfns: n }, queue);
+  }
+}
+
+function diagnoseOutOfRange(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string, outOfRange: number, firstBadIndex: number): void {
+  if (outOfRange === 0) return;
+  const pfn = readPfn(ctx, chain.readable, firstBadIndex);
+  const ramPages = ctx.mem.size / PAGE_SIZE;
+  ctx.diag.emit(
+    "pfn-out-of-range",
+    `${what} request (head ${chain.head}): PFN 0x${pfn.toString(16)} (index ${firstBadIndex}) is past the end of guest RAM (${ramPages} pages); ${outOfRange} such PFN(s) skipped`,
+    { head: chain.head, firstBadPfn: pfn, firstBadIndex, outOfRange, ramPages },
+    queue,
+  );
+}
+
+/** Handle one inflate chain; returns the used length. */
+export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
+  ctx.counters.requests.inflate++;
+  const negotiated = ctx.negotiated();
+  const bit7 = hasFeature(negotiated, "DEVICE_INIT_ON_INFLATE");
+  const refusedEvent = (pfns: number) =>
+    ctx.events.emit("inflate", {
+      time: ctx.clock.now(), queue, pfns, pages: 0, initialised: 0, outOfRange: 0, alreadyInflated: 0,
+      bitmapBytes: 0, inflatedPages: ctx.tracker.count, refused: true,
+    });
+
+  if (!pfnSegmentsOk(ctx, chain, queue, "inflate")) {
+    refusedEvent(0);
+    return 0;
+  }
+  const n = chain.readableBytes / 4;
+  diagnoseCount(ctx, chain, queue, "inflate", n);
+
+  // The bitmap (bit 7) or unexpected writable descriptors.
+  const need = Math.ceil(n / 8);
+  let bitmap: Uint8Array | null = null;
+  if (!bit7) {
+    if (chain.writable.length > 0) {
+      ctx.diag.emit("unexpected-writable", `inflate request (head ${chain.head}) has ${chain.writableBytes} device-writable bytes but DEVICE_INIT_ON_INFLATE is not negotiated; ignored, nothing written`, { head: chain.head, writableBytes: chain.writableBytes }, queue);
+    }
+  } else if (chain.writableBytes < need) {
+    ctx.diag.emit("bitmap-too-short", `inflate request (head ${chain.head}): ${n} PFNs need a ${need}-byte init bitmap, the chain has ${chain.writableBytes} device-writable bytes; no bitmap written (used length 0), pages count as not initialised`, { head: chain.head, pfns: n, needBytes: need, writableBytes: chain.writableBytes }, queue);
+  } else if (n > 0) {
+    bitmap = new Uint8Array(need);
+  }
+
+  const fill = ctx.fillByte();
+  let flags = 0;
+  if (fill === null) flags = FILL_NO_FILL;
+  else if (ctx.faults.lieAboutInit && bitmap) flags = FILL_LIE;
+
+  let filled = 0, outOfRange = 0, firstBadIndex = -1, already = 0, index = 0;
+  const scratch = ctx.bitmapScratch;
+  for (const seg of chain.readable) {
+    const count = seg.len >>> 2;
+    for (let done = 0; done < count; done += INFLATE_CHUNK) {
+      const c = Math.min(INFLATE_CHUNK, count - done);
+      const r = ctx.hot.fillPfns(seg.addr + done * 4, c, fill ?? 0, bitmap ? scratch : 0, flags, ctx.tracker.ptr);
+      if (r.filled < 0) {
+        // Cannot happen for segments checked inside RAM; never trust, never throw.
+        ctx.diag.emit("chain-error", `inflate request (head ${chain.head}): PFN list at 0x${(seg.addr + done * 4).toString(16)} refused by the hot path (${r.filled})`, { head: chain.head, code: r.filled }, queue);
+        index += c;
+        continue;
+      }
+      filled += r.filled;
+      if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
+      outOfRange += r.outOfRange;
+      already += r.alreadyInflated;
+      if (bitmap) mergeBits(bitmap, index, new Uint8Array(ctx.mem.memory.buffer, scratch, Math.ceil(c / 8)), c);
+      index += c;
+    }
+  }
+  const valid = n - outOfRange;
+  ctx.tracker.count += valid - already;
+  ctx.counters.pagesInflated += valid;
+  const initialised = flags === 0 ? filled : 0;
+  if (initialised > 0 && fill !== null) countFill(ctx.counters, fill, initialised * PAGE_SIZE);
+
+  diagnoseOutOfRange(ctx, chain, queue, "inflate", outOfRange, firstBadIndex);
+  if (already > 0) {
+    ctx.diag.emit("inflate-already-inflated", `inflate request (head ${chain.head}): ${already} page(s) were already in the balloon`, { head: chain.head, alreadyInflated: already }, queue);
+  }
+
+  let used = 0;
+  if (bitmap) {
+    if (ctx.faults.setPaddingBits && n % 8 !== 0) bitmap[need - 1]! |= (0xff << (n % 8)) & 0xff;
+    used = writeToSegments(ctx.mem, chain.writable, bitmap);
+    ctx.counters.bitmapsWritten++;
+  }
+  ctx.events.emit("inflate", {
+    time: ctx.clock.now(), queue, pfns: n, pages: valid, initialised, outOfRange, alreadyInflated: already,
+    bitmapBytes: used, inflatedPages: ctx.tracker.count, refused: false,
+  });
+  return used;
+}
+
+/** OR `count` bits of `src` (bit 0 = first) into `dst` starting at bit `at`. */
+export function mergeBits(dst: Uint8Array, at: number, src: Uint8Array, count: number): void {
+  if (at % 8 === 0) {
+    const whole = count >> 3;
+    dst.set(src.subarray(0, whole), at >> 3);
+    const rest = count & 7;
+    if (rest) dst[(at >> 3) + whole]! |= src[whole]! & ((1 << rest) - 1);
+    return;
+  }
+  for (let i = 0; i < count; i++) {
+    if ((src[i >> 3]! >> (i & 7)) & 1) dst[(at + i) >> 3]! |= 1 << ((at + i) & 7);
+  }
+}
+
+/** Handle one deflate chain; returns the used length (always 0). */
+export function handleDeflate(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
+  ctx.counters.requests.deflate++;
+  if (chain.writable.length > 0) {
+    ctx.diag.emit("unexpected-writable", `deflate request (head ${chain.head}) has ${chain.writableBytes} device-writable bytes; ignored, nothing written`, { head: chain.head, writableBytes: chain.writableBytes }, queue);
+  }
+  if (!pfnSegmentsOk(ctx, chain, queue, "deflate")) {
+    ctx.events.emit("deflate", { time: ctx.clock.now(), queue, pfns: 0, pages: 0, outOfRange: 0, notInflated: 0, inflatedPages: ctx.tracker.count, refused: true });
+    return 0;
+  }
+  const n = chain.readableBytes / 4;
+  diagnoseCount(ctx, chain, queue, "deflate", n);
+  let unmarked = 0, outOfRange = 0, firstBadIndex = -1, notInflated = 0, index = 0;
+  for (const seg of chain.readable) {
+    const count = seg.len >>> 2;
+    for (let done = 0; done < count; done += INFLATE_CHUNK) {
+      const c = Math.min(INFLATE_CHUNK, count - done);
+      const r = ctx.hot.unmarkPfns(seg.addr + done * 4, c, ctx.tracker.ptr);
+      if (r.unmarked < 0) {
+        index += c;
+        continue;
+      }
+      unmarked += r.unmarked;
+      if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
+      outOfRange += r.outOfRange;
+      notInflated += r.notInflated;
+      index += c;
+    }
+  }
+  ctx.tracker.count = Math.max(0, ctx.tracker.count - unmarked);
+  const valid = n - outOfRange;
+  ctx.counters.pagesDeflated += valid;
+  diagnoseOutOfRange(ctx, chain, queue, "deflate", outOfRange, firstBadIndex);
+  if (notInflated > 0) {
+    ctx.diag.emit("deflate-not-inflated", `deflate request (head ${chain.head}): ${notInflated} page(s) were never inflated (or already deflated)`, { head: chain.head, notInflated }, queue);
+  }
+  ctx.events.emit("deflate", { time: ctx.clock.now(), queue, pfns: n, pages: valid, outOfRange, notInflated, inflatedPages: ctx.tracker.count, refused: false });
+  return 0;
+}

@@ -1,0 +1,68 @@
+/**
+ * Free page reporting (PAGE_REPORTING, bit 5) and device-initialised reported pages (bit 6).
+ *
+ * A report is one chain of device-writable descriptors, each (addr, len) a range of free guest pages
+ * (Linux: up to 32 ranges of 4 MiB on 6.1). What the device does with each range:
+ *  - neither PAGE_POISON nor bit 6: the device MAY modify the pages → we zero them (so v86 snapshots,
+ *    which store only non-zero pages, shrink); `zeroFreedPages: false` leaves them alone; used length 0;
+ *  - PAGE_POISON without bit 6: the device may only leave them or write poison_val → we fill with
+ *    poison_val's byte (or leave them if poison_val is not a repeated byte); used length 0;
+ *  - bit 6: the device MUST fill (zero, or poison_val with PAGE_POISON) and the used length says how many
+ *    bytes were initialised. The driver counts the used length from the start of the chain, so it is the
+ *    length of the PREFIX of ranges that were filled in full (all of them, normally; 0 if poison_val is not
+ *    a repeated byte). Only the ranges' own bytes are ever written, even when not page-aligned.
+ * Readable descriptors in a report are ignored (`unexpected-readable`).
+ */
+import type { DescriptorChain } from "../virtio/chain.js";
+import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
+import { hasFeature } from "./features.js";
+
+export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
+  ctx.counters.requests.report++;
+  const negotiated = ctx.negotiated();
+  const bit6 = hasFeature(negotiated, "DEVICE_INIT_REPORTED");
+  const poison = hasFeature(negotiated, "PAGE_POISON");
+
+  if (chain.readable.length > 0) {
+    ctx.diag.emit("unexpected-readable", `report (head ${chain.head}) has ${chain.readableBytes} device-readable bytes; ignored`, { head: chain.head, readableBytes: chain.readableBytes }, queue);
+  }
+  if (chain.writable.length === 0) {
+    ctx.diag.emit("report-without-pages", `report (head ${chain.head}) has no device-writable range`, { head: chain.head }, queue);
+    ctx.events.emit("report", { time: ctx.clock.now(), queue, ranges: 0, pages: 0, bytes: 0, filledBytes: 0, usedLen: 0 });
+    return 0;
+  }
+  const unaligned = chain.writable.filter((s) => s.addr % PAGE_SIZE !== 0 || s.len % PAGE_SIZE !== 0);
+  if (unaligned.length > 0) {
+    ctx.diag.emit("range-not-page-aligned", `report (head ${chain.head}): ${unaligned.length} range(s) not made of whole 4 KiB pages (first 0x${unaligned[0]!.addr.toString(16)}+0x${unaligned[0]!.len.toString(16)}); only their own bytes are touched`, { head: chain.head, ranges: unaligned.map((s) => [s.addr, s.len]) }, queue);
+  }
+
+  const fill = ctx.fillByte();
+  // Whether we write at all: bit 6 forces it; PAGE_POISON allows only poison; otherwise our choice.
+  const wantFill = fill !== null && (bit6 || poison || ctx.zeroFreedPages);
+  const lie = bit6 && ctx.faults.lieAboutInit;
+
+  let filledBytes = 0;
+  let prefix = 0;
+  let prefixOpen = true;
+  for (const s of chain.writable) {
+    const ok = wantFill && !lie && ctx.hot.fillRange(s.addr, s.len, fill);
+    if (ok) {
+      filledBytes += s.len;
+      countFill(ctx.counters, fill, s.len);
+    }
+    if (ok && prefixOpen) prefix += s.len;
+    else prefixOpen = false;
+  }
+
+  let used = 0;
+  if (bit6) {
+    used = lie ? chain.writableBytes : prefix;
+    if (ctx.faults.shortReportUsedLength) used = Math.max(0, used - PAGE_SIZE);
+  }
+  const pages = Math.floor(chain.writableBytes / PAGE_SIZE);
+  ctx.counters.pagesReported += pages;
+  ctx.events.emit("report", {
+    time: ctx.clock.now(), queue, ranges: chain.writable.length, pages, bytes: chain.writableBytes, filledBytes, usedLen: used,
+  });
+  return used;
+}

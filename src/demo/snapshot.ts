@@ -1,0 +1,162 @@
+/**
+ * Snapshot panel: save the machine state (v86 save_state), its size raw and gzip-compressed
+ * (CompressionStream), restore it, and measure what an inflated balloon saves in a snapshot.
+ */
+import type { BalloonLike } from "../embed/balloon-types.js";
+import type { VM } from "../vm.js";
+import { $, fmtBytes, h, mibToPages, pagesToMiB } from "./dom.js";
+
+export interface Snapshot {
+  id: number;
+  label: string;
+  state: ArrayBuffer;
+  raw: number;
+  gzip: number | null;
+  balloonMiB: number | null;
+  ms: number;
+}
+
+export async function gzipSize(data: ArrayBuffer): Promise<number | null> {
+  if (typeof CompressionStream === "undefined") return null;
+  const stream = new Blob([data]).stream().pipeThrough(new CompressionStream("gzip"));
+  const reader = stream.getReader();
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return n;
+    n += value.byteLength;
+  }
+}
+
+export interface SnapshotPanel {
+  snapshots: Snapshot[];
+  save(label?: string): Promise<Snapshot>;
+  restore(s: Snapshot): Promise<void>;
+  /** gzip size with the balloon at 0 and at `mib`; returns both and leaves the target where it was. */
+  measureGain(mib: number): Promise<{ before: Snapshot; after: Snapshot }>;
+}
+
+const KEEP = 3;
+
+export function createSnapshotPanel(vm: VM, balloon: BalloonLike | null, memoryMiB: number, busy: (on: boolean) => void): SnapshotPanel {
+  const root = $("snapshot");
+  root.classList.remove("disabled");
+  let nextId = 1;
+  const snapshots: Snapshot[] = [];
+  const list = h("div", { class: "snap-list" });
+  const gain = h("div", { class: "gain muted", id: "snap-gain" }, balloon ? "" : "(no balloon in this build)");
+  const saveBtn = h("button", { text: "Save state", id: "snap-save" });
+  const gainMiB = h("input", { type: "number", min: 4, max: memoryMiB, step: 4, value: Math.round(memoryMiB / 2), "aria-label": "balloon size for the comparison (MiB)" });
+  const gainBtn = h("button", { text: "Compare", id: "snap-gain-btn", title: "snapshot with the balloon empty, inflate, snapshot again" });
+  gainBtn.disabled = !balloon;
+  const status = h("span", { class: "muted" });
+
+  const render = () =>
+    list.replaceChildren(
+      ...snapshots.map((s) => {
+        const restore = h("button", { text: "Restore", class: "snap-restore" });
+        restore.addEventListener("click", () => void run(() => panel.restore(s)));
+        const ratio = s.gzip ? ` (${((100 * s.gzip) / s.raw).toFixed(1)}%)` : "";
+        return h(
+          "div",
+          { class: "snap" },
+          h("span", { class: "snap-label", text: s.label }),
+          h("span", { title: "raw state size" }, fmtBytes(s.raw)),
+          h("span", { title: "gzip-compressed size" }, s.gzip === null ? "gzip n/a" : `gz ${fmtBytes(s.gzip)}${ratio}`),
+          restore,
+        );
+      }),
+    );
+
+  const run = async (fn: () => Promise<unknown>) => {
+    busy(true);
+    root.querySelectorAll("button").forEach((b) => (b.disabled = true));
+    try {
+      await fn();
+    } catch (e) {
+      status.textContent = `error: ${(e as Error).message}`;
+    } finally {
+      root.querySelectorAll("button").forEach((b) => (b.disabled = false));
+      gainBtn.disabled = !balloon;
+      busy(false);
+    }
+  };
+
+  const waitActual = (pages: number, timeoutMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      const start = performance.now();
+      const tick = () => {
+        if (!balloon || balloon.actual === pages) return resolve();
+        if (performance.now() - start > timeoutMs) return reject(new Error(`balloon did not reach ${pagesToMiB(pages)} MiB in ${timeoutMs / 1000} s (actual ${pagesToMiB(balloon.actual).toFixed(1)} MiB)`));
+        setTimeout(tick, 100);
+      };
+      tick();
+    });
+
+  const panel: SnapshotPanel = {
+    snapshots,
+    async save(label) {
+      status.textContent = "saving…";
+      const t = performance.now();
+      const state = await vm.saveState();
+      const ms = performance.now() - t;
+      status.textContent = "compressing…";
+      const gz = await gzipSize(state);
+      const balloonMiB = balloon ? pagesToMiB(balloon.actual) : null;
+      const s: Snapshot = {
+        id: nextId,
+        label: label ?? `#${nextId}${balloonMiB !== null ? ` · balloon ${balloonMiB.toFixed(0)} MiB` : ""}`,
+        state,
+        raw: state.byteLength,
+        gzip: gz,
+        balloonMiB,
+        ms,
+      };
+      nextId++;
+      snapshots.push(s);
+      if (snapshots.length > KEEP) snapshots.splice(0, snapshots.length - KEEP);
+      status.textContent = `saved in ${ms.toFixed(0)} ms`;
+      render();
+      return s;
+    },
+    async restore(s) {
+      status.textContent = "restoring…";
+      const t = performance.now();
+      await vm.restoreState(s.state);
+      vm.send("\n"); // the restored shell prints a fresh prompt
+      status.textContent = `restored ${s.label} in ${(performance.now() - t).toFixed(0)} ms`;
+    },
+    async measureGain(mib) {
+      if (!balloon) throw new Error("no balloon");
+      const keep = balloon.target;
+      balloon.setTarget(0);
+      await waitActual(0, 60000);
+      const before = await panel.save(`balloon 0 MiB`);
+      status.textContent = `inflating to ${mib} MiB…`;
+      balloon.setTarget(mibToPages(mib));
+      await waitActual(mibToPages(mib), 120000);
+      const after = await panel.save(`balloon ${mib} MiB`);
+      balloon.setTarget(keep);
+      if (before.gzip !== null && after.gzip !== null) {
+        const saved = before.gzip - after.gzip;
+        gain.replaceChildren(
+          "balloon gain: gz ",
+          h("b", { text: fmtBytes(before.gzip) }),
+          " → ",
+          h("b", { text: fmtBytes(after.gzip) }),
+          ` (${saved >= 0 ? "−" : "+"}${fmtBytes(Math.abs(saved))}, ${((100 * saved) / before.gzip).toFixed(1)}%)`,
+        );
+      }
+      return { before, after };
+    },
+  };
+  saveBtn.addEventListener("click", () => void run(() => panel.save()));
+  gainBtn.addEventListener("click", () => void run(() => panel.measureGain(Number(gainMiB.value))));
+  root.replaceChildren(
+    h("div", { class: "button-row" }, saveBtn, status),
+    list,
+    h("div", { class: "button-row" }, h("span", { class: "muted", text: "Snapshot size, balloon 0 vs" }), gainMiB, h("span", { class: "muted", text: "MiB" }), gainBtn),
+    gain,
+  );
+  return panel;
+}

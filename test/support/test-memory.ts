@@ -1,0 +1,1 @@
+export { createTestMemory, type TestMemory, type TestMemoryOptions } from "../../src/memory/test-memory.js";
