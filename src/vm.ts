@@ -104,16 +104,17 @@ export class VM {
    */
   async run(command: string, opts: { timeoutMs?: number; allowFailure?: boolean } = {}): Promise<string> {
     const id = ++this.runCounter;
-    // The marker is split in the typed line so the terminal echo never matches it.
-    const marker = new RegExp(`__RUN${id}_END_(\\d+)__`);
+    // Markers are split in the typed line ("" inside) so the terminal's echo of it never matches.
+    const begin = `__RUN${id}_BEGIN__\n`;
+    const end = new RegExp(`__RUN${id}_END_(\\d+)__`);
     const start = this.log.length;
-    this.send(`${command}; echo __RUN${id}_""END_$?__\n`);
-    await this.waitFor(marker, opts.timeoutMs ?? 30000, `the end of \`${command}\``);
+    this.send(`echo __RUN${id}_""BEGIN__; ${command}; echo __RUN${id}_""END_$?__\n`);
+    await this.waitFor(end, opts.timeoutMs ?? 30000, `the end of \`${command}\``);
     const text = this.log.slice(start).replace(/\r/g, "");
-    const m = marker.exec(text)!;
+    const m = end.exec(text)!;
+    const from = text.indexOf(begin);
+    const output = text.slice(from + begin.length, m.index);
     const status = Number(m[1]);
-    const afterEcho = text.indexOf("\n") + 1;
-    const output = text.slice(afterEcho, m.index);
     if (status !== 0 && !opts.allowFailure) {
       throw new Error(`\`${command}\` exited with ${status}:\n${output}`);
     }

@@ -232,7 +232,8 @@ export class BalloonDevice implements VirtioDeviceBackend {
         if (e instanceof ChainError) {
           this.diagnostics.emit(e.kind, e.message, { head: e.head, chainKind: e.kind }, index);
           if (e.head >= 0) {
-            pushed = this.safePush(q, e.head, 0) || pushed;
+            // A head that is not a descriptor index (head-out-of-range) cannot be given back.
+            if (e.head < q.size) pushed = this.safePush(q, e.head, 0) || pushed;
             continue;
           }
           // The ring itself is broken (avail idx jump): nothing sane can be popped any more.

@@ -5,6 +5,7 @@
  */
 
 import type { ChainErrorKind } from "../virtio/chain.js";
+import type { TransportDiagnosticKind } from "../virtio/pci-transport.js";
 
 /** Kinds of descriptor-chain errors, passed through unchanged from the virtqueue's `ChainError.kind`. */
 export type ChainDiagnosticKind = ChainErrorKind;
@@ -57,7 +58,8 @@ export type DiagnosticSeverity =
   | "host";
 
 export interface BalloonDiagnostic {
-  kind: BalloonDiagnosticKind | ChainDiagnosticKind;
+  /** A balloon kind, a chain error kind (from the virtqueue), or a transport kind (forwarded by src/host/attach.ts). */
+  kind: BalloonDiagnosticKind | ChainDiagnosticKind | TransportDiagnosticKind;
   message: string;
   /** Queue index the request came from, when there is one. */
   queue?: number;

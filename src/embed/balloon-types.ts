@@ -1,3 +1,5 @@
+import type { BalloonHost } from "../host/balloon-host.js";
+
 /**
  * The slice of the host API (`src/host/balloon-host.ts`) the demo and the embed use.
  * Kept structural so the UI builds whether or not the balloon is wired into the browser VM.
@@ -18,20 +20,8 @@ export interface BalloonStatsLike {
   [tag: string]: unknown;
 }
 
-export interface BalloonLike {
-  setTarget(pages: number): void;
-  setTargetBytes?(bytes: number): void;
-  readonly target: number;
-  readonly actual: number;
-  stats(): BalloonStatsLike | null | undefined;
-  requestStats?(): void;
-  setStatsInterval?(seconds: number): void;
-  startHinting?(): unknown;
-  stopHinting?(): unknown;
-  counters(): BalloonCountersLike;
-  readonly features?: unknown;
-  on(event: string, fn: (...args: any[]) => void): unknown;
-}
+/** The balloon's host API as the UI sees it. */
+export type BalloonLike = BalloonHost;
 
 /** A stats sample's values in bytes by lower-case Linux tag name (memfree, memtot, avail, caches, ...). */
 export function statsValues(s: BalloonStatsLike | null | undefined): Record<string, number> {

@@ -2,8 +2,10 @@
  * Boots the guest in the page, with the balloon when the browser VM module provides it.
  * Shared by the demo page and the embeddable element.
  */
-import { fetchGuestImages, v86WasmUrl, type ImageUrls, type LoadProgress } from "../browser/vm-browser.js";
-import { startVM, type VM } from "../vm.js";
+import { startBrowserBalloonVM } from "../browser/balloon-vm-browser.js";
+import type { AttachOptions } from "../host/attach.js";
+import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
+import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { FEATURES, type FeatureName } from "./features.js";
 
@@ -22,8 +24,7 @@ export interface BootOptions {
 
 export interface Booted {
   vm: VM;
-  /** null when this build has no balloon in the browser VM. */
-  balloon: BalloonLike | null;
+  balloon: BalloonLike;
 }
 
 /** Thrown for problems the page should explain rather than just print. */
@@ -49,58 +50,39 @@ export function checkWebAssembly(): void {
   }
 }
 
-type BalloonModule = {
-  startBrowserBalloonVM(opts: Record<string, unknown>): Promise<{ vm: VM; balloon: BalloonLike }>;
-};
-
-// The balloon-enabled browser VM, when this tree has it (resolved at build time).
-const balloonModules = import.meta.glob<BalloonModule>("../browser/balloon-vm-browser.ts");
-
 /** BalloonOptions for the device: each feature offered or not (by spec name), stats every second. */
-function balloonOptions(features: readonly FeatureName[] | undefined): Record<string, unknown> {
-  const opts: Record<string, unknown> = { statsIntervalSeconds: 1 };
+function balloonOptions(features: readonly FeatureName[] | undefined): AttachOptions {
+  const opts: AttachOptions = { statsIntervalSeconds: 1 };
   if (features) {
-    const offer: Record<string, boolean> = {};
+    const offer: NonNullable<AttachOptions["features"]> = {};
     for (const f of FEATURES) offer[f.spec] = features.includes(f.name);
     opts.features = offer;
   }
   return opts;
 }
 
+/** True: this build boots the guest with the balloon device. */
 export function hasBalloon(): boolean {
-  return Object.keys(balloonModules).length > 0;
+  return true;
 }
 
 export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
   checkWebAssembly();
-  const loader = Object.values(balloonModules)[0];
   const classify = (e: unknown): never => {
     if (e instanceof LoadError) throw e;
     const msg = e instanceof Error ? e.message : String(e);
-    if (/could not load|manifest|bytes, the manifest|HTTP \d/.test(msg)) throw new LoadError("file", msg);
+    if (/could not load|manifest|bytes, the manifest|HTTP \d|cannot fetch/.test(msg)) throw new LoadError("file", msg);
     if (/WebAssembly|wasm/i.test(msg)) throw new LoadError("webassembly", msg);
     throw new LoadError("boot", msg);
   };
-  if (loader) {
-    const mod = await loader().catch(classify);
-    return mod
-      .startBrowserBalloonVM({
-        memoryMiB: opts.memoryMiB,
-        balloon: balloonOptions(opts.features),
-        images: opts.images,
-        cmdlineExtra: opts.cmdlineExtra,
-        onSerial: opts.onSerial,
-        onProgress: opts.onProgress,
-        bootTimeoutMs: opts.bootTimeoutMs,
-      })
-      .catch(classify);
-  }
-  const images = await fetchGuestImages(opts.images, opts.onProgress).catch(classify);
-  const vm = await startVM(images, v86WasmUrl, {
+  const { vm, balloon } = await startBrowserBalloonVM({
     memoryMiB: opts.memoryMiB,
+    balloon: balloonOptions(opts.features),
+    images: opts.images,
     cmdlineExtra: opts.cmdlineExtra,
     onSerial: opts.onSerial,
+    onProgress: opts.onProgress,
     bootTimeoutMs: opts.bootTimeoutMs,
   }).catch(classify);
-  return { vm, balloon: null };
+  return { vm, balloon };
 }

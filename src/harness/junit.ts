@@ -39,7 +39,7 @@ export function writeJUnit(cases: ReportCase[], suiteName = "v86-balloon guest t
     let sFail = 0;
     let sSkip = 0;
     const classname = xmlEscape(c.file);
-    const attach = c.serial ? `      <system-out>${cdata(c.serial)}</system-out>\n` : "";
+    let attach = c.serial ? `      <system-out>${cdata(c.serial)}</system-out>\n` : "";
     const assertions = c.tap?.assertions ?? [];
     const perAssertion = assertions.length > 0 ? c.durationMs / assertions.length : c.durationMs;
     for (const a of assertions) {
@@ -56,6 +56,7 @@ export function writeJUnit(cases: ReportCase[], suiteName = "v86-balloon guest t
         sFail++;
         const msg = a.diag.join("\n");
         inner = `      <failure message="${xmlEscape(`not ok ${a.n} - ${a.description}`)}" type="assertion">${cdata(msg)}</failure>\n${attach}`;
+        attach = ""; // the serial log goes with the first failure only
       }
       body.push(`    <testcase classname="${classname}" name="${name}" time="${secs(perAssertion)}"${inner ? `>\n${inner}    </testcase>` : "/>"}`);
     }

@@ -6,7 +6,10 @@ import { loadGuestImages, v86WasmPath } from "../node/vm-node.js";
 import { startVM } from "../vm.js";
 import type { BootConfig, GuestHandle, Launcher } from "./types.js";
 
-type BalloonVMStarter = (opts: Record<string, unknown>) => Promise<{ vm: GuestHandle["vm"]; balloon: GuestHandle["balloon"] }>;
+/** `startNodeBalloonVM` returns the host API as `host` (older drafts: `balloon`). */
+type BalloonVMStarter = (
+  opts: Record<string, unknown>,
+) => Promise<{ vm: GuestHandle["vm"]; host?: GuestHandle["balloon"]; balloon?: GuestHandle["balloon"] }>;
 
 let starter: BalloonVMStarter | null | undefined;
 
@@ -43,14 +46,14 @@ export const nodeLauncher: Launcher = async (boot: BootConfig, onSerial) => {
     ...(boot.cmdlineExtra ? { cmdlineExtra: boot.cmdlineExtra } : {}),
   };
   if (start) {
-    const { vm, balloon } = await start({
+    const started = await start({
       ...common,
       ...(boot.kernel ? { kernel: boot.kernel } : {}),
       ...(boot.initrd ? { initrd: boot.initrd } : {}),
       ...(boot.imageDir ? { dir: boot.imageDir } : {}),
       balloon: { features: boot.features, faults: faultObject(boot.faults) },
     });
-    return { vm, balloon };
+    return { vm: started.vm, balloon: started.host ?? started.balloon ?? null };
   }
   if (boot.faults.length) throw new Error(`fault modes ${boot.faults.join(",")} need the balloon device (src/node/balloon-vm-node.ts is missing)`);
   const images = loadGuestImages({ dir: boot.imageDir, kernel: boot.kernel, initrd: boot.initrd });

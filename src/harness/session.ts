@@ -102,6 +102,9 @@ class Guest {
   }
 }
 
+/** The harness's own command markers, left out of the serial log attached to failures. */
+const MARKER = /^(~ # )?__H[BE]\w+__$/;
+
 function lastLinesOf(lines: string[], n: number): string {
   return lines.slice(-n).join("\n");
 }
@@ -189,7 +192,6 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     },
     diagnostics: () => diags.map((d) => ({ kind: d.kind, severity: d.severity })),
   };
-  g.serial.startCapture();
   let output: string[] = [];
   let status: number | null = null;
   try {
@@ -222,6 +224,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
           g.handle.vm.send(reply.replace(/[\r\n]+/g, " ") + "\n");
         });
       };
+      g.serial.startCapture();
       const env = `HARNESS=1 TEST_FEATURES='${describeOffer(group.boot.features)}' TEST_FAULTS='${group.boot.faults.join(",")}'`;
       const res = await g.shell.exec(`cd /root && ${env} sh ${path}`, test.timeoutMs, onLine);
       await queue;
@@ -297,7 +300,10 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     failures,
     group: group.key,
   };
-  if (!ok) result.serial = lastLinesOf(captured.length ? captured : g.serial.lastLines(opts.serialLines ?? 80).split("\n"), opts.serialLines ?? 80);
+  if (!ok) {
+    const lines = (captured.length ? captured : g.serial.lastLines(opts.serialLines ?? 80).split("\n")).filter((l) => !MARKER.test(l));
+    result.serial = lastLinesOf(lines, opts.serialLines ?? 80);
+  }
   if (!ok || opts.traceAll) {
     result.trace = {
       test: test.id,

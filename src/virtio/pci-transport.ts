@@ -50,6 +50,7 @@ export type TransportDiagnosticKind =
   | "queue-enable-refused"
   | "queue-disable-not-supported"
   | "notify-disabled-queue"
+  | "notify-before-driver-ok"
   | "device-config-out-of-range";
 
 export interface TransportDiagnostic {
@@ -88,6 +89,8 @@ export class VirtioPciTransport implements VirtioTransportHandle {
   private isr = 0;
   private configGeneration = 0;
   private irqRaised = false;
+  /** Queues notified before DRIVER_OK (see notify()). */
+  private readonly earlyNotified = new Set<number>();
   readonly queues: Virtqueue[];
   private readonly commonFields: Field[];
 
@@ -184,9 +187,16 @@ export class VirtioPciTransport implements VirtioTransportHandle {
 
   private notify(index: number): void {
     const q = this.queues[index];
-    // 4.1.4.4: a notification names a queue; one that does not exist or is not live is ignored.
-    if (!q || index >= this.numQueues || !q.enabled || !(this.status & STATUS.DRIVER_OK)) {
-      this.diagnose("notify-disabled-queue", `notify for queue ${index}, which is not enabled${this.status & STATUS.DRIVER_OK ? "" : " (DRIVER_OK not set)"}`);
+    // 4.1.4.4: a notification names a queue; one that does not exist or is not enabled is ignored.
+    if (!q || index >= this.numQueues || !q.enabled) {
+      this.diagnose("notify-disabled-queue", `notify for queue ${index}, which is not enabled`);
+      return;
+    }
+    if (!(this.status & STATUS.DRIVER_OK)) {
+      // 3.1.1: the driver MUST NOT notify before DRIVER_OK. Linux's balloon does (its first stats
+      // buffer), so the notification is kept and delivered when the device goes live.
+      this.diagnose("notify-before-driver-ok", `notify for queue ${index} before DRIVER_OK; delivered at DRIVER_OK`);
+      this.earlyNotified.add(index);
       return;
     }
     if (this.status & STATUS.DEVICE_NEEDS_RESET) return;
@@ -334,7 +344,9 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     this.options.onStatus?.(this.status);
     if (becameLive && this.status & STATUS.FEATURES_OK) {
       this.device.activate(this.negotiated, this.queues.slice(0, this.numQueues));
+      for (const index of this.earlyNotified) this.device.notify(index);
     }
+    if (becameLive) this.earlyNotified.clear();
   }
 
   /** 3.1.1 step 5-6: FEATURES_OK stays clear if the driver accepted what was not offered or the device refuses the set. */
@@ -382,6 +394,7 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     this.deviceFeatureSelect = 0;
     this.driverFeatureSelect = 0;
     this.queueSelect = 0;
+    this.earlyNotified.clear();
     for (const q of this.queues) q.reset();
     this.isr = 0;
     this.updateIrq();

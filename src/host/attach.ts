@@ -1,0 +1,53 @@
+/**
+ * Plugs a balloon into a v86 instance: v86 adapter -> hot path -> balloon device -> virtio-pci
+ * transport -> host API, plus save/restore through v86's own snapshots.
+ * Call from `VMOptions.onReady` (v86's devices exist, the guest has not run).
+ */
+import type { V86 } from "v86";
+import { V86Adapter } from "../v86/adapter.js";
+import { loadHotPath, referenceHotPath } from "../hotpath/hotpath.js";
+import { BalloonDevice, type BalloonOptions } from "../balloon/device.js";
+import { VirtioPciTransport, type TransportState } from "../virtio/pci-transport.js";
+import { BalloonHost } from "./balloon-host.js";
+
+export interface AttachOptions extends BalloonOptions {
+  /** PCI slot (device number); 0x0e is free in v86's default machine. */
+  pciDevice?: number;
+  /** "wasm" (default): the AssemblyScript hot path; "js": its reference implementation. */
+  hotPath?: "wasm" | "js";
+}
+
+export interface AttachedBalloon {
+  host: BalloonHost;
+  device: BalloonDevice;
+  transport: VirtioPciTransport;
+  adapter: V86Adapter;
+}
+
+/** Initial I/O port of the BAR; SeaBIOS moves it, v86 moves our handlers with it. */
+const INITIAL_PORT = 0x9000;
+
+export async function attachBalloon(emulator: V86, opts: AttachOptions = {}): Promise<AttachedBalloon> {
+  const adapter = new V86Adapter(emulator);
+  const mem = adapter.memory;
+  const hot = opts.hotPath === "js" ? referenceHotPath(mem) : await loadHotPath(mem, { dirtyImport: mem.dirty });
+  const device = new BalloonDevice(mem, hot, opts);
+  const transport = new VirtioPciTransport(adapter, mem, hot, device, {
+    pciId: (opts.pciDevice ?? 0x0e) << 3,
+    port: INITIAL_PORT,
+    name: "virtio-balloon",
+    onDiagnostic: (d) => device.diagnostics.emit(d.kind, d.message, { source: "transport" }),
+  });
+  adapter.hookState(
+    () => {
+      const { inflatedBitmap, ...rest } = device.saveState();
+      return [JSON.stringify({ transport: transport.saveState(), device: rest }), inflatedBitmap];
+    },
+    ([json, inflatedBitmap]) => {
+      const saved = JSON.parse(String(json)) as { transport: TransportState; device: object };
+      transport.restoreState(saved.transport);
+      device.restoreState({ ...saved.device, inflatedBitmap }, transport.queues.slice(0, transport.numQueues));
+    },
+  );
+  return { host: new BalloonHost(device), device, transport, adapter };
+}

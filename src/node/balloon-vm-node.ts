@@ -1,0 +1,27 @@
+/** Node: boot the guest with our balloon plugged in. */
+import { startVM, type VM, type VMOptions } from "../vm.js";
+import { attachBalloon, type AttachedBalloon, type AttachOptions } from "../host/attach.js";
+import { loadGuestImages, v86WasmPath } from "./vm-node.js";
+
+export interface NodeBalloonVMOptions extends VMOptions {
+  balloon?: AttachOptions;
+  /** Your own kernel / initramfs instead of the committed ones. */
+  kernel?: string;
+  initrd?: string;
+}
+
+export interface BalloonVM extends AttachedBalloon {
+  vm: VM;
+}
+
+export async function startNodeBalloonVM(opts: NodeBalloonVMOptions = {}): Promise<BalloonVM> {
+  let attached: AttachedBalloon | undefined;
+  const vm = await startVM(loadGuestImages({ kernel: opts.kernel, initrd: opts.initrd }), v86WasmPath(), {
+    ...opts,
+    onReady: async (emulator) => {
+      attached = await attachBalloon(emulator, opts.balloon);
+      await opts.onReady?.(emulator);
+    },
+  });
+  return { vm, ...attached! };
+}
