@@ -131,6 +131,14 @@ else
   die "cannot list busybox applets (host cannot run i386 and host busybox-static differs)"
 fi
 
+applet_path() { awk -F/ -v a="$1" '$NF == a { print; exit }' <<< "$APPLETS"; }
+mapfile -t WANT_APPLETS < <(sed 's/#.*//' "$HERE/initramfs-applets.txt" | tr -s ' \t' '\n\n' | grep -v '^$' | sort -u)
+bad=()
+for a in "${WANT_APPLETS[@]}"; do
+  [ -n "$(applet_path "$a")" ] || bad+=("$a")
+done
+[ ${#bad[@]} -eq 0 ] || die "initramfs-applets.txt: not in this busybox: ${bad[*]}"
+
 # ---------------------------------------------------------------- guest programs
 PROGDIR=$BUILD/programs
 rm -rf "$PROGDIR" && mkdir -p "$PROGDIR"
@@ -151,13 +159,12 @@ LIST=$BUILD/initramfs.list
   printf 'nod /dev/ttyS0 0660 0 0 c 4 64\n'
   printf 'nod /dev/null 0666 0 0 c 1 3\n'
   printf 'file /bin/busybox %s 0755 0 0\n' "$BB"
-  # busybox applets as symlinks (absolute target keeps it independent of the dir)
-  while read -r a; do
-    [ -n "$a" ] && [ "$a" != bin/busybox ] || continue
-    case "$a" in sbin/init|linuxrc) continue ;; esac   # our /init is the init
-    [ -e "$HERE/initramfs/$a" ] && continue
-    printf 'slink /%s /bin/busybox 0777 0 0\n' "$a"
-  done <<< "$APPLETS"
+  # busybox applets listed in initramfs-applets.txt, as symlinks at busybox's own paths
+  for a in "${WANT_APPLETS[@]}"; do
+    path=$(applet_path "$a")
+    [ -e "$HERE/initramfs/$path" ] && continue
+    printf 'slink /%s /bin/busybox 0777 0 0\n' "$path"
+  done
   for p in "$PROGDIR"/*; do
     [ -e "$p" ] && printf 'file /bin/%s %s 0755 0 0\n' "$(basename "$p")" "$p"
   done

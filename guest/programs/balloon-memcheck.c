@@ -5,7 +5,7 @@
  * Maps MiB (default 32) of anonymous memory, fills every 32-bit word with a pattern that depends on the
  * word's index and SEED (so a page that moved to the wrong place, or was zeroed / poisoned, is caught),
  * then ROUNDS times (default 1): asks the host to do each -H step through the harness console protocol
- * ("@@HOST <step>" on stdout, one "@@OK ..." / "@@ERR ..." line back on stdin) and verifies every word.
+ * ("@@HOST <step>" on stderr, one "@@OK ..." / "@@ERR ..." line back on stdin) and verifies every word.
  * Prints "# ..." diagnostics; exit status 0 = intact, 1 = corrupted, 2 = a host step failed, 3 = usage.
  */
 #define _GNU_SOURCE
@@ -37,8 +37,9 @@ static inline uint32_t pattern(uint32_t i, uint32_t seed)
 
 static int host_step(const char *step, char *reply, size_t len)
 {
-	printf("@@HOST %s\n", step);
+	/* on stderr: still the console when the caller captures stdout */
 	fflush(stdout);
+	fprintf(stderr, "@@HOST %s\n", step);
 	if (!fgets(reply, (int)len, stdin))
 		return -1;
 	reply[strcspn(reply, "\r\n")] = 0;

@@ -14,9 +14,14 @@ export interface BalloonClock {
   clearTimeout(handle: unknown): void;
 }
 
+/** Date.now and the global timers; in Node the polling interval is unref'd (it never keeps the process alive). */
 export const systemClock: BalloonClock = {
   now: () => Date.now(),
-  setInterval: (fn, ms) => globalThis.setInterval(fn, ms),
+  setInterval: (fn, ms) => {
+    const t = globalThis.setInterval(fn, ms);
+    (t as { unref?: () => void }).unref?.();
+    return t;
+  },
   clearInterval: (h) => globalThis.clearInterval(h as ReturnType<typeof globalThis.setInterval>),
   setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
   clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof globalThis.setTimeout>),

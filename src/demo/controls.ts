@@ -88,16 +88,11 @@ export function createControls(balloon: BalloonLike, memoryMiB: number): Control
   deflate.addEventListener("click", () => setTargetMiB(pagesToMiB(balloon.target) - step));
   zero.addEventListener("click", () => setTargetMiB(0));
   hint.addEventListener("click", () => {
-    try {
-      const r = balloon.startHinting?.();
-      if (r instanceof Promise) r.catch((e) => alert(`hinting: ${(e as Error).message}`));
-    } catch (e) {
-      alert(`hinting: ${(e as Error).message}`);
-    }
+    const cmd = balloon.startHinting();
+    hint.title = cmd === null ? "hinting is not negotiated (FREE_PAGE_HINT off)" : `cycle started (command id ${cmd})`;
   });
-  if (!balloon.startHinting) hint.disabled = true;
-  interval.addEventListener("change", () => balloon.setStatsInterval?.(Number(interval.value)));
-  balloon.setStatsInterval?.(1);
+  interval.addEventListener("change", () => balloon.setStatsInterval(Number(interval.value)));
+  balloon.setStatsInterval(1);
 
   const update = () => {
     const t = pagesToMiB(balloon.target);

@@ -104,6 +104,12 @@ export class EventLog {
 
   attach(balloon: BalloonLike): void {
     this.t0 = performance.now();
+    // What happened while the guest booted, before there was a host object to listen to.
+    const f = balloon.features;
+    this.add("features", undefined, `during boot · negotiated: ${f.negotiatedNames.join(" ") || "nothing yet"}`);
+    for (const [kind, n] of Object.entries(balloon.counters().diagnosticsByKind)) {
+      this.add("diagnostic", undefined, `during boot · ${kind}${n > 1 ? ` ×${n}` : ""}`);
+    }
     for (const kind of KINDS) balloon.on(kind, (payload: unknown) => this.add(kind, payload));
   }
 

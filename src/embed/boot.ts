@@ -55,7 +55,7 @@ function balloonOptions(features: readonly FeatureName[] | undefined): AttachOpt
   const opts: AttachOptions = { statsIntervalSeconds: 1 };
   if (features) {
     const offer: NonNullable<AttachOptions["features"]> = {};
-    for (const f of FEATURES) offer[f.spec] = features.includes(f.name);
+    for (const f of FEATURES) offer[f.spec as keyof typeof offer] = features.includes(f.name);
     opts.features = offer;
   }
   return opts;

@@ -9,6 +9,6 @@ export { mount, defaultImageBase, type MountOptions, type MountedVM } from "./mo
 export { bootGuest, checkWebAssembly, hasBalloon, LoadError, type BootOptions, type Booted } from "./boot.js";
 export { FEATURES, DEFAULT_FEATURES, parseFeatures, featureMask, type FeatureName, type FeatureInfo } from "./features.js";
 export { SerialTerminal } from "./terminal.js";
-export type { BalloonLike, BalloonCountersLike, BalloonStatsLike } from "./balloon-types.js";
+export type { BalloonLike, BalloonStatsLike } from "./balloon-types.js";
 
 defineElement();

@@ -96,8 +96,9 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
     expect(row).toMatch(/MiB/);
     expect(row).toMatch(/gz /);
     const sizes = await page.evaluate(() => window.__demo.snapshot!.snapshots.map((s) => [s.raw, s.gzip]));
-    expect(sizes[0][0]).toBeGreaterThan(128 << 20);
-    expect(sizes[0][1]!).toBeLessThan(sizes[0][0]);
+    // v86 stores only non-zero pages; gzip shrinks that further.
+    expect(sizes[0][0]).toBeGreaterThan(1 << 20);
+    expect(Number(sizes[0][1])).toBeLessThan(sizes[0][0]!);
     // Change the guest, then go back in time.
     await page.keyboard.type("echo after > /tmp/mark\n");
     await page.locator(".snap-restore").first().click();

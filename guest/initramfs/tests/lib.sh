@@ -54,10 +54,11 @@ done_testing() {
 }
 
 # Host channel: "@@HOST <step>" on the console; the host answers one line on the console's input,
-# "@@OK <text>" or "@@ERR <text>". stdin must be the console (do not redirect the script's stdin).
+# "@@OK <text>" or "@@ERR <text>". The request goes to stderr and the answer comes on stdin: both must be
+# the console (do not redirect them), stdout may be captured.
 HOST_REPLY=
 host() {
-  echo "@@HOST $*"
+  echo "@@HOST $*" >&2   # stderr: still the console inside $(...)
   IFS= read -r _reply || { HOST_REPLY="no reply (stdin closed)"; return 1; }
   case "$_reply" in
     "@@OK"*) HOST_REPLY=${_reply#@@OK}; HOST_REPLY=${HOST_REPLY# }; return 0 ;;

@@ -1,0 +1,24 @@
+#!/bin/sh
+# test: memory statistics reach the host and agree with /proc/meminfo
+# features: -deflate-on-oom
+. /tests/lib.sh
+plan 4
+has_feature 1 || skip_all "STATS_VQ not negotiated"
+
+host stats 10s
+check "host: a fresh stats sample arrives on request" test "$?" = 0
+diag "$HOST_REPLY"
+val() { echo "$HOST_REPLY" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+memtot=$(val MEMTOT)
+is "$((${memtot:-0} / 1024))" "$(meminfo MemTotal)" "MEMTOT (bytes) = MemTotal"
+memfree=$(val MEMFREE)
+cmp_gt "${memfree:-0}" 0 "MEMFREE is reported"
+
+# allocate 24 MiB, hold it, and watch MEMFREE fall
+memtouch --hold 30 24 > /dev/null < /dev/null &
+pid=$!
+sleep 2
+host stats 10s
+free2=$(val MEMFREE)
+kill $pid 2>/dev/null; wait $pid 2>/dev/null
+cmp_gt $(( (${memfree:-0} - ${free2:-0}) / 1048576 )) 16 "MEMFREE dropped by > 16 MiB while 24 MiB are held (${memfree} -> ${free2})"

@@ -1,0 +1,105 @@
+/**
+ * The embeddable element in Chromium: examples/embed.html (two VMs on one page, from the built site)
+ * and the library build (dist/lib/v86-balloon.js) used from a plain static page by one script tag.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "vite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, ROOT, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+
+const missing = chromiumMissing();
+if (missing) console.warn(`SKIP test/browser/embed.test.ts: ${missing}`);
+
+type VMEl = HTMLElement & {
+  ready: Promise<unknown>;
+  text(): string;
+  balloon: { features: { negotiatedNames: string[] } } | null;
+};
+
+/** Waits for `<v86-balloon-vm id=...>` to be at its prompt; returns its terminal text. */
+async function waitElementReady(page: Page, id: string, timeoutMs = 180_000): Promise<void> {
+  await page.waitForFunction((id) => customElements.get("v86-balloon-vm") && document.getElementById(id), id, { timeout: 30_000 });
+  await page.evaluate(
+    ([id, ms]) =>
+      Promise.race([
+        (document.getElementById(id as string) as VMEl).ready,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`${id} not ready after ${ms} ms`)), ms as number)),
+      ]).then(() => undefined),
+    [id, timeoutMs] as const,
+  );
+}
+
+async function waitElementText(page: Page, id: string, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+  const start = Date.now();
+  for (;;) {
+    const text = await page.evaluate((id) => (document.getElementById(id) as VMEl).text(), id);
+    if (pattern.test(text)) return text;
+    if (Date.now() - start > timeoutMs) throw new Error(`#${id} did not show ${pattern}; it ends with:\n${text.slice(-1200)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.skipIf(missing !== null)("embeddable <v86-balloon-vm> in Chromium", () => {
+  let browser: Browser;
+  let server: StaticServer | undefined;
+  let libRoot: string | undefined;
+
+  beforeAll(async () => {
+    requireBuiltSite();
+    browser = await launchChromium({ viewport: { width: 1280, height: 900 } });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (libRoot) rmSync(libRoot, { recursive: true, force: true });
+  });
+
+  it("examples/embed.html boots two VMs, each with its own terminal and balloon features", async () => {
+    server = await serveStatic(DIST);
+    const page = browser.page;
+    await page.goto(`${server.url}examples/embed.html`);
+    await Promise.all([waitElementReady(page, "vm1"), waitElementReady(page, "vm2")]);
+    // vm2 typed its `commands` attribute once up.
+    await waitElementText(page, "vm2", /Linux .*i686[\s\S]*Mem:/);
+    // Typing into vm1's terminal reaches vm1 only.
+    await page.locator("#vm1 .xterm").click();
+    await page.keyboard.type("echo one-$((1 + 1))\n");
+    await waitElementText(page, "vm1", /one-2/);
+    expect(await page.evaluate(() => (document.getElementById("vm2") as VMEl).text())).not.toContain("one-2");
+    const negotiated = await page.evaluate(() =>
+      ["vm1", "vm2"].map((id) => (document.getElementById(id) as VMEl).balloon?.features.negotiatedNames ?? null),
+    );
+    expect(negotiated[0]).toContain("FREE_PAGE_HINT"); // features="all"
+    expect(negotiated[1]).toContain("STATS_VQ"); // features="stats,reporting"
+    expect(negotiated[1]).not.toContain("FREE_PAGE_HINT");
+    await page.screenshot({ path: artifactPath("embed-two-vms.png"), fullPage: true });
+    expect(pageErrors(page)).toEqual([]);
+    await page.goto("about:blank");
+    await server.close();
+    server = undefined;
+  });
+
+  it("the library build works from a plain static page with one script tag", async () => {
+    libRoot = mkdtempSync(join(tmpdir(), "v86-balloon-lib-"));
+    await build({ configFile: join(ROOT, "vite.lib.config.ts"), logLevel: "error", build: { outDir: join(libRoot, "lib"), emptyOutDir: true } });
+    writeFileSync(
+      join(libRoot, "plain.html"),
+      `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain</title>
+<script type="module" src="./lib/v86-balloon.js"></script>
+<v86-balloon-vm id="lib" memory="64" features="stats" autostart compact commands="echo lib-$((40 + 2))"></v86-balloon-vm>`,
+    );
+    // The page's directory has lib/ only; guest/ (the module's default ../guest/) comes from dist/.
+    server = await serveStatic(libRoot, DIST);
+    const page = browser.page;
+    await page.goto(`${server.url}plain.html`);
+    await waitElementReady(page, "lib");
+    await waitElementText(page, "lib", /lib-42/);
+    const requested = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => e.name));
+    expect(requested.some((u) => u.endsWith("/lib/v86.wasm"))).toBe(true);
+    expect(pageErrors(page)).toEqual([]);
+  });
+});
