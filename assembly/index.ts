@@ -137,16 +137,49 @@ export let res_already_inflated: i32 = 0;
 export let res_not_inflated: i32 = 0;
 /** fill_pfns: number of coalesced memory.fill runs (one dirty() each). */
 export let res_runs: i32 = 0;
+/** fill_pfns: pages actually written (pages already holding the fill byte are left untouched). */
+export let res_pages_written: u32 = 0;
 
 const PAGE_SHIFT: u32 = 12;
 
+/** True if the 4 KiB page at absolute `p` already holds `pattern` in every byte (8 bytes at a time). */
 @inline
-function flushRun(base: u32, lo: u32, hi: u32, fill: u32): void {
+function pageHolds(p: usize, pattern: u64): bool {
+  for (let o: usize = 0; o < 4096; o += 32) {
+    const d = (load<u64>(p + o) ^ pattern) | (load<u64>(p + o + 8) ^ pattern)
+      | (load<u64>(p + o + 16) ^ pattern) | (load<u64>(p + o + 24) ^ pattern);
+    if (d != 0) return false;
+  }
+  return true;
+}
+
+@inline
+function fillPages(base: u32, lo: u32, hi: u32, fill: u32): void {
   const start: usize = <usize>lo << PAGE_SHIFT;
   const bytes: usize = (<usize>(hi - lo) + 1) << PAGE_SHIFT;
   memory.fill(<usize>base + start, <u8>fill, bytes);
   dirty(<u32>start, <u32>(start + bytes));
   res_runs++;
+  res_pages_written += hi - lo + 1;
+}
+
+/**
+ * Fills pages lo..hi, skipping those that already hold the fill byte: reading a page is cheaper than
+ * writing it, and a host page the guest never touched stays unallocated (a first write costs a host
+ * page fault, ~3 x the fill itself). Only written sub-runs are dirtied for the JIT.
+ */
+function flushRun(base: u32, lo: u32, hi: u32, fill: u32): void {
+  const pattern: u64 = <u64>(fill & 0xff) * 0x0101010101010101;
+  let from: i64 = -1;
+  for (let p: u32 = lo; p <= hi; p++) {
+    if (pageHolds(<usize>base + (<usize>p << PAGE_SHIFT), pattern)) {
+      if (from >= 0) fillPages(base, <u32>from, p - 1, fill);
+      from = -1;
+    } else if (from < 0) {
+      from = p;
+    }
+  }
+  if (from >= 0) fillPages(base, <u32>from, hi, fill);
 }
 
 /**
@@ -168,6 +201,7 @@ export function fill_pfns(
   res_already_inflated = 0;
   res_not_inflated = 0;
   res_runs = 0;
+  res_pages_written = 0;
   if (count > 0x10000000 || !inRam(<u64>pfnAddr, <u64>count << 2, ramSize)) return -1;
   const bitmapBytes: u32 = (count + 7) >> 3;
   let useBitmap = bitmapPtr != 0;
@@ -240,6 +274,7 @@ export function unmark_pfns(base: u32, ramSize: u32, pfnAddr: u32, count: u32, t
   res_already_inflated = 0;
   res_not_inflated = 0;
   res_runs = 0;
+  res_pages_written = 0;
   if (count > 0x10000000 || !inRam(<u64>pfnAddr, <u64>count << 2, ramSize)) return -1;
   const pages: u32 = ramSize >> PAGE_SHIFT;
   const list: usize = <usize>base + <usize>pfnAddr;

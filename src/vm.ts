@@ -31,6 +31,8 @@ export interface VMOptions {
   onReady?: (emulator: V86) => void | Promise<void>;
   /** Start from a saved state instead of booting. */
   initialState?: ArrayBuffer;
+  /** v86's own built-in balloon (counts pages only): for side-by-side benchmarks, never with ours. */
+  builtinBalloon?: boolean;
 }
 
 /** The prompt the guest's /init sets (PS1). */
@@ -151,6 +153,7 @@ export async function startVM(images: GuestImages, wasmPath: string, opts: VMOpt
     disable_keyboard: true,
     disable_mouse: true,
     disable_speaker: true,
+    virtio_balloon: opts.builtinBalloon ?? false,
     ...(opts.initialState ? { initial_state: { buffer: opts.initialState } } : {}),
   } as ConstructorParameters<typeof V86>[0]);
   const vm = new VM(emulator, opts.onSerial);

@@ -81,13 +81,29 @@ for (const impl of ["wasm", "js"] as const) {
       putPfns(mem, pfns);
       mem.clearDirty();
       const r = hot.fillPfns(LIST, pfns.length, 0, 0, 0);
-      // runs: 100-103 | 50-48 | 200 | 300-301 | 301 | 7
-      expect(r.runs).toBe(6);
+      // runs: 100-103 | 50-48 | 200 | 300-301 | 7 (the second 301 already holds zeros: not rewritten)
+      expect(r.runs).toBe(5);
+      expect(r.pagesWritten).toBe(pfns.length - 1);
       expect(r.filled).toBe(pfns.length);
       if (impl === "wasm") expect(mem.dirtyRanges).toEqual([
         [100 * 4096, 104 * 4096], [48 * 4096, 51 * 4096], [200 * 4096, 201 * 4096],
-        [300 * 4096, 302 * 4096], [301 * 4096, 302 * 4096], [7 * 4096, 8 * 4096],
+        [300 * 4096, 302 * 4096], [7 * 4096, 8 * 4096],
       ]);
+    });
+
+    it("leaves pages that already hold the fill byte untouched and undirtied", async () => {
+      const { mem, hot } = await setup(impl);
+      const ram = mem.bytes();
+      ram.fill(0, 60 * 4096, 63 * 4096); // pages 60..62 already zero
+      ram[61 * 4096 + 4095] = 1; // ...but page 61's last byte is not
+      putPfns(mem, [59, 60, 61, 62, 63]);
+      mem.clearDirty();
+      const r = hot.fillPfns(LIST, 5, 0, 0, 0);
+      expect(r).toMatchObject({ filled: 5, pagesWritten: 3, runs: 3 });
+      for (const p of [59, 60, 61, 62, 63]) expect(pageIs(mem, p, 0)).toBe(true);
+      expect(mem.dirtyCovers(60 * 4096, 61 * 4096)).toBe(false);
+      expect(mem.dirtyCovers(62 * 4096, 63 * 4096)).toBe(false);
+      expect(mem.dirtyCovers(61 * 4096, 62 * 4096)).toBe(true);
     });
 
     it("flags: lie sets bits without filling, no-fill neither fills nor sets bits", async () => {

@@ -9,6 +9,7 @@
  *   actual / target           (no argument) print the current value in pages
  *   stats [TIMEOUT]           ask the driver for fresh statistics; prints NAME=value ... (bytes)
  *   counters                  the device counters as name=value ...
+ *   await NAME VALUE [TIMEOUT]  wait until device counter NAME (as `counters` prints it) is >= VALUE
  *   hint start|stop           start / stop a free page hinting cycle
  *   diagnostics               diagnostics seen during this test: count and kinds
  *   sleep MS                  wait on the host
@@ -157,6 +158,25 @@ export async function runHostStep(step: string, ctx: StepContext): Promise<strin
         const b = need(ctx);
         if (!b.counters) throw new StepError("this balloon host has no counters()");
         return flatten(b.counters());
+      }
+      case "await": {
+        const b = need(ctx);
+        if (!b.counters || args.length < 2) throw new StepError("await NAME VALUE [TIMEOUT]");
+        const want = Number(args[1]);
+        const timeout = dur(args[2], 30000);
+        const read = () => {
+          const m = new RegExp(`(?:^| )${args[0].replace(/[.]/g, "\\.")}=(\\d+)`).exec(flatten(b.counters!()));
+          if (!m) throw new StepError(`no counter ${args[0]}`);
+          return Number(m[1]);
+        };
+        const tStart = Date.now();
+        let v: number;
+        while ((v = read()) < want) {
+          if (Date.now() - tStart > timeout) throw new StepError(`${args[0]}=${v} < ${want} after ${timeout} ms`);
+          await sleep(20);
+        }
+        ctx.trace("host-await", { counter: args[0], value: v, ms: Date.now() - tStart });
+        return `${args[0]}=${v} ms=${Date.now() - tStart}`;
       }
       case "hint": {
         const b = need(ctx);

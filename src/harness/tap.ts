@@ -150,6 +150,7 @@ export function writeTap(cases: ReportCase[]): string {
   cases.forEach((c, i) => {
     if (c.tap && c.tap.assertions.length) {
       out.push(`    # Subtest: ${tapEscape(c.name)}`);
+      for (const d of c.tap.leadingDiag) out.push(`    # ${d}`);
       for (const a of c.tap.assertions) {
         const dir = a.directive ? ` # ${a.directive.toUpperCase()} ${tapEscape(a.reason)}`.trimEnd() : "";
         out.push(`    ${a.ok ? "ok" : "not ok"} ${a.n} - ${tapEscape(a.description)}${dir}`);

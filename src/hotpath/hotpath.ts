@@ -27,6 +27,7 @@ interface HotPathExports {
   res_already_inflated: WebAssembly.Global;
   res_not_inflated: WebAssembly.Global;
   res_runs: WebAssembly.Global;
+  res_pages_written: WebAssembly.Global;
 }
 
 export interface LoadHotPathOptions {
@@ -104,8 +105,8 @@ export async function loadHotPath(mem: GuestMemory, opts: LoadHotPathOptions = {
       return x.walk_chain(base, size, descAddr, qsize, head, outPtr, maxSeg, allowIndirect ? 1 : 0);
     },
     fillPfns(pfnAddr, count, fill, bitmapPtr, flags, trackPtr = 0): FillResult {
-      if (!isU32(pfnAddr) || !isU32(count)) return { filled: -1, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0 };
-      if (!isU32(bitmapPtr)) return { filled: -2, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0 };
+      if (!isU32(pfnAddr) || !isU32(count)) return { filled: -1, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0, pagesWritten: 0 };
+      if (!isU32(bitmapPtr)) return { filled: -2, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0, pagesWritten: 0 };
       const filled = x.fill_pfns(base, size, pfnAddr, count, fill, bitmapPtr, flags, trackPtr);
       return {
         filled,
@@ -113,6 +114,7 @@ export async function loadHotPath(mem: GuestMemory, opts: LoadHotPathOptions = {
         firstBadIndex: x.res_first_bad_index.value as number,
         alreadyInflated: x.res_already_inflated.value as number,
         runs: x.res_runs.value as number,
+        pagesWritten: x.res_pages_written.value as number,
       };
     },
     unmarkPfns(pfnAddr, count, trackPtr): UnmarkResult {

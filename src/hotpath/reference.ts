@@ -66,7 +66,7 @@ export function referenceHotPath(mem: GuestMemory): HotPath {
     },
 
     fillPfns(pfnAddr, count, fill, bitmapPtr, flags, trackPtr = 0): FillResult {
-      const r: FillResult = { filled: 0, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0 };
+      const r: FillResult = { filled: 0, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0, pagesWritten: 0 };
       if (count > 0x10000000 || !inRam(pfnAddr, count * 4, size)) { r.filled = -1; return r; }
       const bitmapBytes = (count + 7) >>> 3;
       let useBitmap = bitmapPtr !== 0;
@@ -85,12 +85,23 @@ export function referenceHotPath(mem: GuestMemory): HotPath {
       const bytes = ram();
       let acc = 0;
       let active = false, lo = 0, hi = 0, dir = 0;
-      // Same order of effects as the wasm: a run's pages are filled when the run ends (so a PFN list that
-      // lies in a page being filled reads identically), but page by page, one Uint8Array.fill + dirty each.
+      // Same effects as the wasm: a run's pages are written when the run ends (so a PFN list that lies in
+      // a page being filled reads identically), pages already holding the byte are skipped, and each
+      // written stretch counts as one run — but page by page, one Uint8Array.fill + dirty each.
+      const holds = (p: number) => {
+        for (let o = p * PAGE; o < p * PAGE + PAGE; o++) if (bytes[o] !== (fill & 0xff)) return false;
+        return true;
+      };
       const flush = (a: number, b: number) => {
-        r.runs++;
-        if (dir < 0) for (let p = b; p >= a; p--) { bytes.fill(fill & 0xff, p * PAGE, p * PAGE + PAGE); mem.dirty(p * PAGE, p * PAGE + PAGE); }
-        else for (let p = a; p <= b; p++) { bytes.fill(fill & 0xff, p * PAGE, p * PAGE + PAGE); mem.dirty(p * PAGE, p * PAGE + PAGE); }
+        let writing = false;
+        for (let p = a; p <= b; p++) {
+          if (holds(p)) { writing = false; continue; }
+          if (!writing) r.runs++;
+          writing = true;
+          r.pagesWritten++;
+          bytes.fill(fill & 0xff, p * PAGE, p * PAGE + PAGE);
+          mem.dirty(p * PAGE, p * PAGE + PAGE);
+        }
       };
       for (let i = 0; i < count; i++) {
         const pfn = v.getUint32(pfnAddr + i * 4, true);

@@ -44,8 +44,10 @@ export interface FillResult {
   firstBadIndex: number;
   /** In-range PFNs whose track bit was already set (double inflate); 0 without a track bitmap. */
   alreadyInflated: number;
-  /** Coalesced fill runs (= dirty calls for pages). Reference: informational, same coalescing rule. */
+  /** Fill runs written (= dirty calls for pages): coalesced runs, split where pages already hold the fill byte. */
   runs: number;
+  /** Pages actually written; pages that already held the fill byte are left untouched (never dirtied). */
+  pagesWritten: number;
 }
 
 export interface UnmarkResult {

@@ -33,6 +33,14 @@ interface V86Cpu {
   set_state(state: unknown[]): void;
 }
 
+/** v86's own balloon (option `virtio_balloon: true`): counts PFNs only. A benchmark baseline. */
+interface V86BuiltinBalloon {
+  num_pages: number;
+  actual: number;
+  Inflate(pages: number): void;
+  Deflate(pages: number): void;
+}
+
 /** v86 saves objects that have `get_state()`; plain literals are rejected by its serialiser. */
 class SavedSlot {
   constructor(private readonly value: unknown[]) {}
@@ -118,6 +126,18 @@ export class V86Adapter implements PciHost {
       setState(state);
       const ours = state[STATE_SLOT];
       if (Array.isArray(ours)) restore(ours);
+    };
+  }
+
+  /** v86's built-in balloon, when the emulator was created with `virtio_balloon: true`. */
+  builtinBalloon(): { setTarget(pages: number): void; readonly actual: number } | null {
+    const b = (this.cpu.devices as { virtio_balloon?: V86BuiltinBalloon }).virtio_balloon;
+    if (!b) return null;
+    return {
+      setTarget: (pages) => (pages >= b.num_pages ? b.Inflate(pages - b.num_pages) : b.Deflate(b.num_pages - pages)),
+      get actual() {
+        return b.actual;
+      },
     };
   }
 

@@ -15,10 +15,9 @@ memfree=$(val MEMFREE)
 cmp_gt "${memfree:-0}" 0 "MEMFREE is reported"
 
 # allocate 24 MiB, hold it, and watch MEMFREE fall
-memtouch --hold 30 24 > /dev/null < /dev/null &
-pid=$!
-sleep 2
+sleep 600 | memtouch --hold -1 24 > /tmp/mt.out &
+i=0; while [ $i -lt 100 ] && ! grep -q MiB /tmp/mt.out; do sleep 0.1; i=$((i + 1)); done
 host stats 10s
 free2=$(val MEMFREE)
-kill $pid 2>/dev/null; wait $pid 2>/dev/null
+pkill -x sleep; wait
 cmp_gt $(( (${memfree:-0} - ${free2:-0}) / 1048576 )) 16 "MEMFREE dropped by > 16 MiB while 24 MiB are held (${memfree} -> ${free2})"

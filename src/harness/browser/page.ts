@@ -1,0 +1,49 @@
+/**
+ * The harness inside a browser page: `window.__harness.runGroup(group, lib)` boots a guest with
+ * `startBrowserBalloonVM` and runs the group with the same session code as Node; events go to
+ * `window.__harnessEvent` (exposed by the Node side through playwright).
+ */
+import { startBrowserBalloonVM } from "../../browser/balloon-vm-browser.js";
+import { runGroup } from "../session.js";
+import type { CaseResult, HarnessEvent, Launcher, TestGroup } from "../types.js";
+
+declare global {
+  interface Window {
+    __harness: { ready: true; runGroup(group: TestGroup, lib: string, traceAll: boolean): Promise<CaseResult[]> };
+    __harnessEvent?: (e: HarnessEvent) => void;
+  }
+}
+
+const launcher: Launcher = async (boot, onSerial) => {
+  const r = await startBrowserBalloonVM({
+    memoryMiB: boot.memoryMiB,
+    bootTimeoutMs: boot.bootTimeoutMs,
+    onSerial,
+    ...(boot.cmdline ? { cmdline: boot.cmdline } : {}),
+    ...(boot.cmdlineExtra ? { cmdlineExtra: boot.cmdlineExtra } : {}),
+    images: {
+      ...(boot.imageDir ? { base: boot.imageDir } : {}),
+      ...(boot.kernel ? { kernel: boot.kernel } : {}),
+      ...(boot.initrd ? { initrd: boot.initrd } : {}),
+    },
+    balloon: { features: boot.features, faults: Object.fromEntries(boot.faults.map((f) => [f, true])) },
+  });
+  return { vm: r.vm, balloon: r.balloon };
+};
+
+const log = document.getElementById("log");
+
+window.__harness = {
+  ready: true,
+  runGroup(group, lib, traceAll) {
+    return runGroup(group, {
+      launcher,
+      libScript: lib,
+      traceAll,
+      emit: (e) => {
+        if (log && e.type !== "test-start") log.textContent += `${JSON.stringify(e).slice(0, 200)}\n`;
+        window.__harnessEvent?.(e);
+      },
+    });
+  },
+};
