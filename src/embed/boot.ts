@@ -66,8 +66,20 @@ export function hasBalloon(): boolean {
   return true;
 }
 
+/**
+ * Smallest guest RAM that boots: below ~65 MiB v86 throws while copying the initramfs into memory
+ * (RangeError in its kernel loader) and never becomes ready.
+ */
+export const MIN_MEMORY_MIB = 72;
+/** The guest kernel has no HIGHMEM. */
+export const MAX_MEMORY_MIB = 890;
+
 export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
   checkWebAssembly();
+  const mem = opts.memoryMiB ?? 128;
+  if (!Number.isInteger(mem) || mem < MIN_MEMORY_MIB || mem > MAX_MEMORY_MIB) {
+    throw new LoadError("boot", `guest RAM must be a whole number of MiB from ${MIN_MEMORY_MIB} to ${MAX_MEMORY_MIB} (got ${opts.memoryMiB})`);
+  }
   const classify = (e: unknown): never => {
     if (e instanceof LoadError) throw e;
     const msg = e instanceof Error ? e.message : String(e);

@@ -90,7 +90,7 @@ describe.skipIf(missing !== null)("embeddable <v86-balloon-vm> in Chromium", () 
       join(libRoot, "plain.html"),
       `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain</title>
 <script type="module" src="./lib/v86-balloon.js"></script>
-<v86-balloon-vm id="lib" memory="64" features="stats" autostart compact commands="echo lib-$((40 + 2))"></v86-balloon-vm>`,
+<v86-balloon-vm id="lib" memory="80" features="stats" autostart compact commands="echo lib-$((40 + 2))"></v86-balloon-vm>`,
     );
     // The page's directory has lib/ only; guest/ (the module's default ../guest/) comes from dist/.
     server = await serveStatic(libRoot, DIST);
