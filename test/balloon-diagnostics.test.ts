@@ -192,7 +192,7 @@ describe("balloon diagnostics: queues and chains", () => {
 
   it("chain-error (hot path refuses a PFN list) and device-internal-error (an exception inside): used 0, no throw", async () => {
     const h = await scenario({ accept: bits() }, (h) => {
-      h.hot.fillPfns = () => ({ filled: -1, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0 });
+      h.hot.fillPfns = () => ({ filled: -1, outOfRange: 0, firstBadIndex: -1, alreadyInflated: 0, runs: 0, pagesWritten: 0 });
       h.send("inflate", [{ data: le32([PFN_BASE]) }]);
       h.hot.fillPfns = () => { throw new Error("boom"); };
       h.send("inflate", [{ data: le32([PFN_BASE]) }]);

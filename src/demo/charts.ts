@@ -93,7 +93,15 @@ export class Charts {
         scales: { x: { time: false }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, (max ?? 1) * 1.08)] } },
         axes: [
           { stroke: "#8b98a8", grid: { stroke: "#2b354230" }, ticks: { stroke: "#2b3542" }, size: 22, values: (_u, v) => v.map((x) => `${Math.round(x)}s`) },
-          { stroke: "#8b98a8", grid: { stroke: "#2b3542" }, ticks: { stroke: "#2b3542" }, size: 44, label: spec.unit, labelSize: 14 },
+          {
+            stroke: "#8b98a8",
+            grid: { stroke: "#2b3542" },
+            ticks: { stroke: "#2b3542" },
+            size: 44,
+            label: spec.unit,
+            labelSize: 14,
+            values: (_u, v) => v.map((x) => (Math.abs(x) >= 1e6 ? `${+(x / 1e6).toFixed(1)}M` : Math.abs(x) >= 1e4 ? `${+(x / 1e3).toFixed(0)}k` : `${+x.toFixed(1)}`)),
+          },
         ],
         series: [
           {},

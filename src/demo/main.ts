@@ -87,6 +87,8 @@ async function bootOnce(memoryMiB: number, features: FeatureName[]): Promise<voi
     memoryMiB,
     features,
     onProgress: (loaded, total, file) => {
+      // Other downloads keep streaming after one failed: never cover the error panel.
+      if (demo.state !== "loading") return;
       files.set(file, [loaded, total]);
       let l = 0;
       let t = 0;

@@ -36,7 +36,7 @@ export function createSetupPanel(): SetupPanel {
   box.append(
     h("p", {
       class: "hint",
-      text: "Without DEFLATE_ON_OOM the guest's MemTotal shrinks as the balloon grows; with it, the guest takes pages back under memory pressure.",
+      text: "Without DEFLATE_ON_OOM the guest's MemTotal shrinks as the balloon grows; with it, the guest takes pages back under memory pressure. Linux only reports free pages while more than ~128 MiB (32 blocks of 4 MiB) plus the low watermark is free: use 256 MiB or more to see PAGE_REPORTING at work.",
     }),
   );
   const overlay = $("setup");

@@ -51,6 +51,7 @@ const CSS = `
 .v86b-bar button, .v86b-bar input { font:inherit; background:#232d3a; color:inherit; border:1px solid #3a4757; border-radius:4px; padding:1px 6px; }
 .v86b-term { flex:1; min-height:0; padding:4px; position:relative; }
 .v86b-overlay { position:absolute; inset:0; display:flex; align-items:center; justify-content:center; flex-direction:column; gap:.5em; background:#0f1419e0; z-index:5; text-align:center; padding:1em; }
+.v86b-overlay[hidden] { display:none; }
 .v86b-overlay button { font:inherit; font-size:15px; padding:.4em 1.2em; background:#2f6fd0; color:white; border:0; border-radius:5px; cursor:pointer; }
 .v86b-progress { width:60%; max-width:300px; height:6px; background:#2b3542; border-radius:3px; overflow:hidden; }
 .v86b-progress > div { height:100%; width:0; background:#5fa8ff; transition:width .15s; }

@@ -8,6 +8,8 @@ export interface NodeBalloonVMOptions extends VMOptions {
   /** Your own kernel / initramfs instead of the committed ones. */
   kernel?: string;
   initrd?: string;
+  /** A directory laid out like public/guest/ (manifest.json and images) instead of the committed one. */
+  imageDir?: string;
 }
 
 export interface BalloonVM extends AttachedBalloon {
@@ -16,7 +18,7 @@ export interface BalloonVM extends AttachedBalloon {
 
 export async function startNodeBalloonVM(opts: NodeBalloonVMOptions = {}): Promise<BalloonVM> {
   let attached: AttachedBalloon | undefined;
-  const vm = await startVM(loadGuestImages({ kernel: opts.kernel, initrd: opts.initrd }), v86WasmPath(), {
+  const vm = await startVM(loadGuestImages({ dir: opts.imageDir, kernel: opts.kernel, initrd: opts.initrd }), v86WasmPath(), {
     ...opts,
     onReady: async (emulator) => {
       attached = await attachBalloon(emulator, opts.balloon);

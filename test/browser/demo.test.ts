@@ -31,7 +31,7 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
 
   it("boots the guest to an interactive prompt", async () => {
     // No DEFLATE_ON_OOM: the guest's MemTotal then shrinks with the balloon (checked below).
-    await page.goto(`${server.url}index.html?autoboot&memory=128&features=must-tell-host,stats,hinting,reporting,init-reported,init-on-inflate`);
+    await page.goto(`${server.url}index.html?autoboot&memory=256&features=must-tell-host,stats,hinting,reporting,init-reported,init-on-inflate`);
     await waitReady(page);
     const text = await terminalText(page);
     expect(text).toContain("v86-balloon guest: init ready");
@@ -75,16 +75,28 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
     expect(total0 - total1).toBeLessThanOrEqual(56);
     const log = await page.evaluate(() => window.__demo.log.totals);
     expect(log.inflate).toBeGreaterThan(0);
-    await page.waitForTimeout(1500); // let the charts redraw
+    await page.waitForTimeout(1000); // let the charts redraw
     await page.screenshot({ path: artifactPath("demo-inflated.png") });
-    mkdirSync(join(ROOT, "docs"), { recursive: true });
-    copyFileSync(artifactPath("demo-inflated.png"), join(ROOT, "docs", "demo.png"));
-    // Back to 0 so the snapshot below is the plain guest.
+    // Back to 0 so the scenario and the snapshot below see the plain guest.
     await slider.evaluate((el: HTMLInputElement) => {
       el.value = "0";
       el.dispatchEvent(new Event("change", { bubbles: true }));
     });
     await page.waitForFunction(() => window.__demo.charts.latest("actual") === 0, undefined, { timeout: 60_000 });
+  });
+
+  it("a scenario frees memory the guest then reports; a hinting cycle hints pages", async () => {
+    const before = (await terminalText(page)).length;
+    await page.locator('[data-scenario="alloc"]').click();
+    await waitForTerminal(page, /memtouch: \d+ MiB in/, before, 60_000);
+    // Linux reports freed 4 MiB blocks about 2 s after they are freed.
+    await page.waitForFunction(() => window.__demo.log.totals.report > 0, undefined, { timeout: 30_000 });
+    await page.locator("#hint-cycle").click();
+    await page.waitForFunction(() => window.__demo.balloon!.counters().pagesHinted > 0, undefined, { timeout: 30_000 });
+    await page.waitForTimeout(1500); // let the charts redraw
+    await page.screenshot({ path: artifactPath("demo-scenario.png") });
+    mkdirSync(join(ROOT, "docs"), { recursive: true });
+    copyFileSync(artifactPath("demo-scenario.png"), join(ROOT, "docs", "demo.png"));
   });
 
   it("saves a snapshot, restores it, and the shell still answers", async () => {
@@ -109,5 +121,19 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
     const text = await waitForTerminal(page, /alive-5/, before, 30_000);
     expect(text.slice(before)).toMatch(/before\s+alive-5/);
     expect(pageErrors(page).filter((e) => !/favicon/.test(e))).toEqual([]);
+  });
+
+  it("shows the error panel when a guest file cannot be loaded", async () => {
+    const p = await browser.context.newPage();
+    try {
+      await p.route("**/guest/bzImage", (route) => route.fulfill({ status: 404, body: "gone" }));
+      await p.goto(`${server.url}index.html?autoboot&memory=96`);
+      await p.locator("#error").waitFor({ state: "visible", timeout: 30_000 });
+      expect(await p.locator("#error-title").innerText()).toMatch(/guest file could not be loaded/);
+      expect(await p.locator("#error-text").innerText()).toMatch(/bzImage.*404/);
+      expect(await p.evaluate(() => window.__demo.state)).toBe("error");
+    } finally {
+      await p.close();
+    }
   });
 });

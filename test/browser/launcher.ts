@@ -145,6 +145,8 @@ export async function launchChromium(opts: { viewport?: { width: number; height:
     release();
     throw e;
   }
+  // tsx/esbuild (keepNames) wraps functions passed to page.evaluate in __name(): give pages one.
+  await context.addInitScript({ content: "globalThis.__name ??= (f) => f;" });
   const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(String(e)));

@@ -1,0 +1,114 @@
+/**
+ * Demo page in headless Chromium (the built site, dist/):
+ *   demo.prompt_ms        page opened -> interactive prompt (median of 3 fresh loads, no HTTP cache)
+ *   demo.page_bytes       bytes transferred for one load (bodies + headers), and by kind:
+ *   demo.page_bytes_js / _wasm / _images (guest kernel, initramfs, BIOS, manifest) / _other
+ *   demo.chart_fps        chart redraws per second while the balloon inflates (capped at 5 by design)
+ *   demo.raf_fps          animation frames per second over the same window (page responsiveness)
+ *   demo.inflate_mib_s    balloon growth seen by the page during that window
+ */
+import type { Page, Request } from "playwright-core";
+import { waitReady } from "../test/browser/demo-page.js";
+import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../test/browser/launcher.js";
+
+const MEMORY_MIB = 128;
+const RUNS = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function kindOf(url: string): "js" | "wasm" | "images" | "other" {
+  const path = new URL(url).pathname;
+  if (path.includes("/guest/")) return "images";
+  if (path.endsWith(".wasm")) return "wasm";
+  if (path.endsWith(".js") || path.endsWith(".mjs")) return "js";
+  return "other";
+}
+
+async function bytesOf(requests: Request[]): Promise<Record<string, number>> {
+  const out = { js: 0, wasm: 0, images: 0, other: 0 };
+  for (const r of requests) {
+    const url = r.url();
+    if (!url.startsWith("http")) continue; // data: URLs
+    const s = await r.sizes();
+    out[kindOf(url)] += s.responseBodySize + s.responseHeadersSize;
+  }
+  return out;
+}
+
+async function measureInflate(page: Page): Promise<{ chartFps: number; rafFps: number; mibPerS: number }> {
+  return page.evaluate(async (memoryMiB) => {
+    const d = window.__demo;
+    const b = d.balloon!;
+    const target = Math.round(memoryMiB * 0.6);
+    const r0 = d.charts.redraws;
+    const a0 = b.actual;
+    let frames = 0;
+    let on = true;
+    const count = () => {
+      frames++;
+      if (on) requestAnimationFrame(count);
+    };
+    requestAnimationFrame(count);
+    const t0 = performance.now();
+    d.controls!.setTargetMiB(target);
+    // Window: until the balloon settles, at least 3 s (so the charts have something to draw), at most 60 s.
+    while (performance.now() - t0 < 60_000) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (b.actual === b.target && performance.now() - t0 > 3000) break;
+    }
+    on = false;
+    const s = (performance.now() - t0) / 1000;
+    const mib = ((b.actual - a0) * 4096) / 1048576;
+    d.controls!.setTargetMiB(0);
+    return { chartFps: (d.charts.redraws - r0) / s, rafFps: frames / s, mibPerS: mib / s };
+  }, MEMORY_MIB);
+}
+
+export async function run(): Promise<Record<string, number>> {
+  requireBuiltSite();
+  const server = await serveStatic(DIST);
+  const browser = await launchChromium();
+  try {
+    const url = `${server.url}index.html?autoboot&memory=${MEMORY_MIB}`;
+    const times: number[] = [];
+    let bytes: Record<string, number> = {};
+    let inflate = { chartFps: 0, rafFps: 0, mibPerS: 0 };
+    for (let i = 0; i < RUNS; i++) {
+      const page = await browser.context.newPage();
+      const requests: Request[] = [];
+      page.on("requestfinished", (r) => requests.push(r));
+      const t0 = Date.now();
+      await page.goto(url);
+      await waitReady(page);
+      times.push(Date.now() - t0);
+      if (i === 0) {
+        bytes = await bytesOf(requests);
+        inflate = await measureInflate(page);
+      }
+      await page.close();
+    }
+    const total = Object.values(bytes).reduce((a, b) => a + b, 0);
+    return {
+      "demo.prompt_ms": Math.round(median(times)),
+      "demo.page_bytes": total,
+      "demo.page_bytes_js": bytes.js,
+      "demo.page_bytes_wasm": bytes.wasm,
+      "demo.page_bytes_images": bytes.images,
+      "demo.page_bytes_other": bytes.other,
+      "demo.chart_fps": Number(inflate.chartFps.toFixed(2)),
+      "demo.raf_fps": Number(inflate.rafFps.toFixed(1)),
+      "demo.inflate_mib_s": Number(inflate.mibPerS.toFixed(1)),
+    };
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
+// `npx tsx bench/demo.ts` runs it alone.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  run().then((r) => console.log(JSON.stringify(r, null, 2)));
+}
