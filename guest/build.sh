@@ -8,7 +8,8 @@
 #   firmware  seabios: bios.bin, vgabios-stdvga.bin -> public/guest/{bios,vgabios}.bin
 #   manifest  public/guest/manifest.json
 #
-# Environment: JOBS (default 2), GUEST_BUILD_DIR (default guest/.build), SOURCE_DATE_EPOCH
+# Environment: JOBS (default 2), GUEST_BUILD_DIR (default guest/.build), GUEST_OUT_DIR
+# (default public/guest), SOURCE_DATE_EPOCH
 # (default: fixed below), SKIP_DEPS=1 (do not call scripts/install-guest-deps.sh).
 set -euo pipefail
 
@@ -16,7 +17,7 @@ T0=$(date +%s)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 BUILD=${GUEST_BUILD_DIR:-$HERE/.build}
-OUT=$ROOT/public/guest
+OUT=${GUEST_OUT_DIR:-$ROOT/public/guest}
 JOBS=${JOBS:-2}
 FRAG=$HERE/kernel.config
 

@@ -120,6 +120,16 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
     await page.keyboard.type("cat /tmp/mark; echo alive-$((2 + 3))\n");
     const text = await waitForTerminal(page, /alive-5/, before, 30_000);
     expect(text.slice(before)).toMatch(/before\s+alive-5/);
+    // The balloon's effect on snapshot size: 0 MiB vs 96 MiB inflated (v86 stores non-zero pages only).
+    const gain = await page.evaluate(async () => {
+      const r = await window.__demo.snapshot!.measureGain(96);
+      return { before: r.before.raw, after: r.after.raw, beforeGz: r.before.gzip, afterGz: r.after.gzip };
+    });
+    // Here free memory was already reported and zeroed, so the gain is ~0 (dirty free memory shows
+    // ~100 MiB); inflating must at least not grow the state beyond the balloon's own bitmap.
+    expect(gain.after).toBeLessThanOrEqual(gain.before + (256 << 10));
+    expect(Number(gain.afterGz)).toBeLessThanOrEqual(Number(gain.beforeGz) + (256 << 10));
+    expect(await page.locator("#snap-gain").innerText()).toMatch(/balloon gain: gz .* → /);
     expect(pageErrors(page).filter((e) => !/favicon/.test(e))).toEqual([]);
   });
 
