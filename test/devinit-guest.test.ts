@@ -1,0 +1,109 @@
+// DEVICE_INIT_REPORTED (6) and DEVICE_INIT_ON_INFLATE (7): our device against the patched Linux
+// driver (guest/patches/), with the guest's own self-check (guest/programs/devinit-check.c).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startNodeBalloonVM, type BalloonVM, type NodeBalloonVMOptions } from "../src/node/balloon-vm-node.js";
+import { until } from "./support/until.js";
+
+// init_on_alloc only: freed pages keep stale data, so a device that does not fill what it claims
+// leaves non-zero pages the driver's verify mode (devinit_verify=1) can see.
+const CMDLINE = "init_on_alloc=1 virtio_balloon.devinit_verify=1";
+
+async function boot(opts: NodeBalloonVMOptions = {}): Promise<BalloonVM> {
+  return startNodeBalloonVM({ memoryMiB: 256, cmdlineExtra: CMDLINE, ...opts });
+}
+
+async function settle(b: BalloonVM, pages: number): Promise<void> {
+  b.host.setTarget(pages);
+  await until(() => b.host.actual === pages, `actual ${pages}`, 60000);
+}
+
+async function debugfs(b: BalloonVM): Promise<Record<string, number>> {
+  const text = await b.vm.run("cat /sys/kernel/debug/virtio-balloon-devinit");
+  return Object.fromEntries([...text.matchAll(/^\s*(\w+)\s+(\d+)\s*$/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+/** Stale data in free memory, then a 32 MiB inflate and deflate through the device. */
+async function inflateDeflateOverStaleData(b: BalloonVM): Promise<void> {
+  await b.vm.run("devinit-check dirty 96", { timeoutMs: 60000 });
+  await settle(b, 32 * 256);
+  await settle(b, 0);
+}
+
+describe("honest device", () => {
+  let b: BalloonVM;
+  beforeAll(async () => {
+    b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false } } });
+  });
+  afterAll(async () => b?.vm.destroy());
+
+  it("the patched driver negotiates both bits", async () => {
+    expect(b.host.features.negotiatedNames).toEqual(expect.arrayContaining(["DEVICE_INIT_REPORTED", "DEVICE_INIT_ON_INFLATE"]));
+    const d = await debugfs(b);
+    expect([d.init_on_inflate, d.init_reported]).toEqual([1, 1]);
+  });
+
+  it("inflate bitmaps mark every page; deflated pages skip re-initialisation", async () => {
+    await inflateDeflateOverStaleData(b);
+    const d = await debugfs(b);
+    expect(d.inflate_marked).toBe(32 * 256);
+    expect(d.inflate_unmarked).toBe(0);
+    expect(d.deflate_preinit).toBe(32 * 256);
+    expect(d.balloon_alloc_noinit).toBeGreaterThanOrEqual(32 * 256); // seed 001: no zeroing on the way in
+    expect(b.host.counters().bitmapsWritten).toBeGreaterThan(0);
+  });
+
+  it("reported pages covered by the used length are marked known-zero", async () => {
+    await b.vm.run("memtouch 96");
+    await until(() => b.host.counters().pagesReported > 0, "free page reports", 60000);
+    await until(() => b.host.counters().requests.report > 0, "a report");
+    const d = await debugfs(b);
+    expect(d.report_covered).toBeGreaterThan(0);
+    expect(d.report_marked).toBe(d.report_covered);
+  });
+
+  it("the guest self-check finds every page the driver trusted really zero", async () => {
+    const out = await b.vm.run("devinit-check check 64", { timeoutMs: 120000 });
+    const m = /checked=(\d+) bad=(\d+)/.exec(out)!;
+    expect(Number(m[1])).toBeGreaterThan(0);
+    expect(Number(m[2])).toBe(0);
+  });
+});
+
+describe("lying device (fault injection: claims pages initialised without filling them)", () => {
+  let b: BalloonVM;
+  beforeAll(async () => {
+    b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { lieAboutInit: true } } });
+  });
+  afterAll(async () => b?.vm.destroy());
+
+  it("is caught by the guest self-check", async () => {
+    await inflateDeflateOverStaleData(b);
+    const out = await b.vm.run("devinit-check check 32", { timeoutMs: 120000, allowFailure: true });
+    const m = /checked=(\d+) bad=(\d+)/.exec(out)!;
+    expect(Number(m[2])).toBeGreaterThan(0);
+    expect((await debugfs(b)).verify_bad).toBeGreaterThan(0);
+  });
+});
+
+describe("negotiation rules on the guest side", () => {
+  it("a driver told not to trust the device (trust_device_init=0) refuses both bits", async () => {
+    const b = await boot({ cmdlineExtra: `${CMDLINE} virtio_balloon.trust_device_init=0` });
+    try {
+      expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_REPORTED");
+      expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_ON_INFLATE");
+      expect(b.host.features.negotiatedNames).toContain("PAGE_REPORTING");
+    } finally {
+      await b.vm.destroy();
+    }
+  });
+
+  it("bit 6 is dropped by the driver when PAGE_REPORTING is not offered", async () => {
+    const b = await boot({ balloon: { features: { PAGE_REPORTING: false } } });
+    try {
+      expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_REPORTED");
+      expect(b.host.features.negotiatedNames).toContain("DEVICE_INIT_ON_INFLATE");
+    } finally {
+      await b.vm.destroy();
+    }
+  });
+});
