@@ -10,14 +10,11 @@
 import type { Page, Request } from "playwright-core";
 import { waitReady } from "../test/browser/demo-page.js";
 import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../test/browser/launcher.js";
+import { median } from "./support.js";
 
 const MEMORY_MIB = 128;
 const RUNS = 3;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function kindOf(url: string): "js" | "wasm" | "images" | "other" {
   const path = new URL(url).pathname;

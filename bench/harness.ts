@@ -12,13 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runTests, type RunOptions, type RunResult } from "../src/harness/runner.js";
 import { SUITE_DIR } from "../src/harness/files.js";
+import { median } from "./support.js";
 
 const SUITE = ["balloon-present.sh", "inflate-deflate.sh", "stats.sh"].map((f) => SUITE_DIR + f);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
-}
 
 async function timed(o: RunOptions): Promise<RunResult> {
   const r = await runTests({ progress: false, ...o });

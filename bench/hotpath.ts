@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { createTestMemory } from "../src/memory/test-memory.js";
 import type { GuestMemory } from "../src/memory/guest-memory.js";
 import { loadHotPath, referenceHotPath, type HotPath } from "../src/hotpath/hotpath.js";
+import { rng } from "../test/support/rng.js";
 
 const MiB = 1 << 20;
 const FILL_BYTES = 256 * MiB;
@@ -23,16 +24,6 @@ const CHAIN = 256;
 const LISTS = FILL_BYTES; // guest address of the PFN lists (just past the filled area)
 const ROUNDS = 7;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** PFN order like Linux's balloon: blocks of random length (mostly short, some long) in random order, each descending. */
 export function linuxLikePfns(seed = 1): Uint32Array {

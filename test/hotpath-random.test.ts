@@ -4,21 +4,11 @@ import { createTestMemory, type TestMemory } from "../src/memory/test-memory.js"
 import {
   FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING, loadHotPath, referenceHotPath, type HotPath,
 } from "../src/hotpath/hotpath.js";
+import { rng } from "./support/rng.js";
 
 const RAM = 8 << 20;
 const PAGES = RAM / 4096;
 
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Pair { a: TestMemory; b: TestMemory; wasm: HotPath; js: HotPath }
 

@@ -14,6 +14,7 @@ export interface ImageUrls {
   cmdline?: string;
 }
 
+/** Bytes loaded and expected so far over all images (total grows as responses announce sizes). */
 export type LoadProgress = (loaded: number, total: number, file: string) => void;
 
 /** The committed images, as the page serves them (Vite copies `public/` to the site root). */
@@ -48,8 +49,24 @@ async function fetchBytes(url: string, onProgress?: LoadProgress): Promise<Array
   return out.buffer;
 }
 
-export async function fetchGuestImages(urls: ImageUrls = {}, onProgress?: LoadProgress): Promise<GuestImages> {
+/** Sums per-file progress into one figure for all files. */
+function overallProgress(onProgress: LoadProgress): LoadProgress {
+  const files = new Map<string, [number, number]>();
+  return (loaded, total, file) => {
+    files.set(file, [loaded, total]);
+    let l = 0;
+    let t = 0;
+    for (const [a, b] of files.values()) {
+      l += a;
+      t += Math.max(a, b);
+    }
+    onProgress(l, t, file);
+  };
+}
+
+export async function fetchGuestImages(urls: ImageUrls = {}, progress?: LoadProgress): Promise<GuestImages> {
   const base = urls.base ?? DEFAULT_IMAGE_BASE;
+  const onProgress = progress && overallProgress(progress);
   const manifestUrl = base + "manifest.json";
   let manifest: GuestManifest;
   try {

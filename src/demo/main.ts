@@ -79,23 +79,15 @@ async function bootOnce(memoryMiB: number, features: FeatureName[]): Promise<voi
   demo.error = null;
   setState("loading", "loading images…");
   setup.progress("loading guest images…", 0);
-  const files = new Map<string, [number, number]>();
   let sawSerial = false;
   const t0 = performance.now();
   terminal.term.reset();
   const { vm, balloon } = await bootGuest({
     memoryMiB,
     features,
-    onProgress: (loaded, total, file) => {
+    onProgress: (l, t) => {
       // Other downloads keep streaming after one failed: never cover the error panel.
       if (demo.state !== "loading") return;
-      files.set(file, [loaded, total]);
-      let l = 0;
-      let t = 0;
-      for (const [a, b] of files.values()) {
-        l += a;
-        t += Math.max(a, b);
-      }
       setup.progress(`loading guest images… ${(l / 1048576).toFixed(1)} of ${(t / 1048576).toFixed(1)} MiB`, t ? l / t : null);
     },
     onSerial: (text) => {

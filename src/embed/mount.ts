@@ -134,7 +134,6 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
     const label = el("div", undefined, "loading guest images…");
     showOverlay(label, bar);
     status.textContent = `loading (${memory} MiB guest)`;
-    const files = new Map<string, [number, number]>();
     let sawSerial = false;
     try {
       const { vm, balloon } = await bootGuest({
@@ -143,14 +142,7 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
         images: { base: defaultImageBase(), ...options.images },
         cmdlineExtra: options.cmdlineExtra,
         bootTimeoutMs: options.bootTimeoutMs,
-        onProgress: (loaded, total, file) => {
-          files.set(file, [loaded, total]);
-          let l = 0;
-          let t = 0;
-          for (const [a, b] of files.values()) {
-            l += a;
-            t += Math.max(a, b);
-          }
+        onProgress: (l, t) => {
           fill.style.width = `${t ? Math.min(100, (100 * l) / t) : 0}%`;
           label.textContent = `loading guest images… ${(l / 1048576).toFixed(1)} MiB`;
         },

@@ -3,23 +3,12 @@
  * Vite dev server on 127.0.0.1 (the harness page `src/harness/browser/index.html`, the guest images from
  * `public/guest/`, custom images through Vite's `/@fs/` paths). One page per worker.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { launchChromium } from "../node/chromium.js";
 import type { Executor } from "./runner.js";
 import type { CaseResult, HarnessEvent, TestGroup } from "./types.js";
 
-export const CHROMIUM = "/usr/bin/chromium";
-export const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Local image paths become URLs the dev server answers. */
@@ -31,7 +20,6 @@ function toUrl(p: string | undefined): string | undefined {
 
 export async function browserExecutor(opts: { workers: number; kernel?: string; initrd?: string }): Promise<Executor> {
   const { createServer } = await import("vite");
-  const { chromium } = await import("playwright-core");
   const server = await createServer({
     configFile: false,
     root: ROOT,
@@ -44,12 +32,8 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
   const addr = server.httpServer?.address();
   if (!addr || typeof addr === "string") throw new Error("vite dev server has no port");
   const base = `http://127.0.0.1:${addr.port}/`;
-  const userDataDir = mkdtempSync(join(tmpdir(), "v86-harness-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  const browser = await launchChromium();
+  const { context } = browser;
   const consoleTail: string[] = [];
 
   async function newPage(emit: (e: HarnessEvent) => void) {
@@ -97,9 +81,8 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
       return all.flat();
     },
     async close() {
-      await context.close().catch(() => {});
+      await browser.close().catch(() => {});
       await server.close();
-      rmSync(userDataDir, { recursive: true, force: true });
     },
   };
 }
