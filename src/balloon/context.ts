@@ -23,7 +23,25 @@ export interface BalloonFaults {
   setPaddingBits?: boolean;
   /** Bit 6: report a used length one page (4096 bytes) shorter than what was initialised (min 0). */
   shortReportUsedLength?: boolean;
+  /** Hold every used buffer this many ms (host clock) before writing it and interrupting. */
+  delayUsedMs?: number;
+  /** Never return every Nth chain of the inflate and of the deflate queue (processed, no used element). */
+  dropUsedEvery?: number;
+  /** Never raise queue interrupts (the used ring is still written; only a polling driver sees it). */
+  withholdInterrupts?: boolean;
+  /** Show num_pages = 0xFFFFFFFF from the start, and host targets unclamped (the spec's denial of service). */
+  hugeNumPages?: boolean;
+  /** After DRIVER_OK and every host target change: `count` more config interrupts, one per `intervalMs`;
+   *  with `toggle`, num_pages flips between the previous and the new target, ending on the new one. */
+  configStorm?: ConfigStorm;
+  /** The next inflate request is not completed: DEVICE_NEEDS_RESET is set instead (once per device). */
+  resetMidInflate?: boolean;
 }
+
+export interface ConfigStorm { intervalMs: number; count: number; toggle?: boolean }
+
+/** The faults the per-queue handlers act on themselves; the others act in faults.ts. */
+export type InitFaults = Required<Pick<BalloonFaults, "lieAboutInit" | "setPaddingBits" | "shortReportUsedLength">>;
 
 export interface RequestCounters { inflate: number; deflate: number; report: number; hint: number; stats: number }
 
@@ -126,7 +144,7 @@ export interface HandlerContext {
   readonly clock: BalloonClock;
   readonly events: TypedEmitter<BalloonEvents>;
   readonly counters: DeviceCounters;
-  readonly faults: Required<BalloonFaults>;
+  readonly faults: Readonly<InitFaults>;
   readonly tracker: InflateTracker;
   /** Absolute scratch for one hot-path bitmap chunk (INFLATE_CHUNK / 8 bytes). */
   readonly bitmapScratch: number;

@@ -8,6 +8,7 @@
  *   stats.ts      statistics queue + polling
  *   diagnostics.ts  named bad-input kinds and the conformance rules they report
  *   persist.ts    save / restore
+ *   faults.ts     fault injection on delivery, interrupts, num_pages and reset (off by default)
  *
  * Config layout (le, 16 bytes): num_pages u32 @0 (device-written; driver writes ignored + diagnosed),
  * actual u32 @4 (driver-written; committed when the write covers its most significant byte, as the
@@ -26,6 +27,7 @@ import {
   type BalloonFaults, type DeviceCounters, type HandlerContext,
 } from "./context.js";
 import { DiagnosticSink, type BalloonDiagnostic } from "./diagnostics.js";
+import { FaultInjector, HUGE_NUM_PAGES, type FaultName } from "./faults.js";
 import { systemClock, TypedEmitter, type BalloonClock, type BalloonEvents } from "./events.js";
 import {
   describeFeatures, hasFeature, offeredFeatureBits, QUEUE_MAX_SIZE, queueLayout,
@@ -45,7 +47,7 @@ export interface BalloonOptions {
   features?: FeatureOffer;
   /** Time source and timers (default: Date.now and global timers). Inject a fake one in tests. */
   clock?: BalloonClock;
-  /** FAULT INJECTION (bits 6/7) — deliberately wrong device behaviour. Off by default. */
+  /** FAULT INJECTION — deliberately wrong device behaviour (see context.ts, faults.ts). Off by default. */
   faults?: BalloonFaults;
   /**
    * Zero reported / hinted pages when no feature forces a value (default true: v86 snapshots store only
@@ -68,7 +70,12 @@ export interface BalloonCounters extends DeviceCounters {
   diagnosticsByKind: Record<string, number>;
   /** Pages in the balloon right now, by the device's own tracking bitmap. */
   inflatedPages: number;
+  /** How many times each fault-injection mode acted (run-time faults of faults.ts). */
+  faults: Partial<Record<FaultName, number>>;
 }
+
+/** A used element waiting to be written. */
+interface Completion { head: number; used: number }
 
 export class BalloonDevice implements VirtioDeviceBackend {
   readonly deviceType = VIRTIO_ID_BALLOON;
@@ -85,6 +92,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   private readonly counters_: DeviceCounters = newCounters();
   private readonly hinting: Hinting;
   private readonly statsq: Stats;
+  private readonly faults: FaultInjector;
   private transport: VirtioTransportHandle | null = null;
 
   // config
@@ -109,6 +117,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
     this.diagnostics.on((d) => this.events.emit("diagnostic", d));
     this.tracker = new InflateTracker(mem);
     const faults = options.faults ?? {};
+    this.faults = new FaultInjector(faults, this.clock, this.events, this.ramPages);
     this.ctx = {
       mem, hot, diag: this.diagnostics, clock: this.clock, events: this.events, counters: this.counters_,
       faults: {
@@ -124,7 +133,8 @@ export class BalloonDevice implements VirtioDeviceBackend {
     };
     this.hinting = new Hinting(this.ctx, () => this.configChanged(), options.hintAutoDone ?? true);
     this.statsq = new Stats(this.ctx, () => this.queueOf("stats") !== null, (head) => this.releaseStats(head));
-    if (options.initialTarget) this.numPages = this.clampTarget(options.initialTarget);
+    if (this.faults.hugeNumPages) this.numPages = HUGE_NUM_PAGES;
+    else if (options.initialTarget) this.numPages = this.clampTarget(options.initialTarget);
     if (options.statsIntervalSeconds) this.statsq.setInterval(options.statsIntervalSeconds);
   }
 
@@ -214,6 +224,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       time: this.clock.now(), offered: this.offered, accepted, negotiated: accepted,
       names: describeFeatures(accepted), refused: null, pages: this.numPages,
     });
+    this.faults.activated(this.numPages, () => this.configChanged());
   }
 
   notify(index: number): void {
@@ -223,7 +234,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       this.diagnostics.emit("notify-disabled-queue", `notify for queue ${index}, which is not live on this device${this.active ? "" : " (not activated)"}`, { index }, index);
       return;
     }
-    let pushed = false;
+    const done: Completion[] = [];
     for (let guard = 0; guard <= 0x10000; guard++) {
       let chain: DescriptorChain | null;
       try {
@@ -233,7 +244,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
           this.diagnostics.emit(e.kind, e.message, { head: e.head, chainKind: e.kind }, index);
           if (e.head >= 0) {
             // A head that is not a descriptor index (head-out-of-range) cannot be given back.
-            if (e.head < q.size) pushed = this.safePush(q, e.head, 0) || pushed;
+            if (e.head < q.size) done.push({ head: e.head, used: 0 });
             continue;
           }
           // The ring itself is broken (avail idx jump): nothing sane can be popped any more.
@@ -244,6 +255,10 @@ export class BalloonDevice implements VirtioDeviceBackend {
         break;
       }
       if (!chain) break;
+      if (role === "inflate" && this.faults.takesResetMidInflate(index, chain.head)) {
+        this.transport?.needsReset(`fault resetMidInflate: inflate request (head ${chain.head}) not completed`);
+        break;
+      }
       let used: number | null = 0;
       try {
         used = this.dispatch(role, chain, index);
@@ -251,13 +266,16 @@ export class BalloonDevice implements VirtioDeviceBackend {
         this.internalError(e, index);
         used = 0;
       }
-      if (used !== null) pushed = this.safePush(q, chain.head, used) || pushed;
+      if (used === null) continue;
+      if ((role === "inflate" || role === "deflate") && this.faults.drops(index, chain.head)) continue;
+      done.push({ head: chain.head, used });
     }
-    if (pushed) this.transport?.interruptQueue(index);
+    this.complete(index, q, done);
   }
 
   reset(): void {
     const dropped = this.tracker.count;
+    this.faults.cancel();
     this.active = false;
     this.features = 0n;
     this.accepted = 0n;
@@ -281,6 +299,16 @@ export class BalloonDevice implements VirtioDeviceBackend {
       case "free-page": return this.hinting.handle(chain, index);
       case "stats": return this.statsq.handle(chain, index);
     }
+  }
+
+  /** Write used elements and interrupt once — through the delivery faults (delay, withheld interrupt). */
+  private complete(index: number, q: Virtqueue, done: readonly Completion[]): void {
+    if (done.length === 0) return;
+    this.faults.deliver(index, done.length, () => {
+      let pushed = false;
+      for (const c of done) pushed = this.safePush(q, c.head, c.used) || pushed;
+      if (pushed && !this.faults.withholds(index)) this.transport?.interruptQueue(index);
+    });
   }
 
   private safePush(q: Virtqueue, head: number, used: number): boolean {
@@ -307,8 +335,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
 
   private releaseStats(head: number): void {
     const sq = this.queueOf("stats");
-    if (!sq) return;
-    if (this.safePush(sq.queue, head, 0)) this.transport?.interruptQueue(sq.index);
+    if (sq) this.complete(sq.index, sq.queue, [{ head, used: 0 }]);
   }
 
   private configChanged(): void {
@@ -320,7 +347,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   private configImage(): Uint8Array {
     const b = new Uint8Array(BALLOON_CONFIG_SIZE);
     const v = new DataView(b.buffer);
-    v.setUint32(0, this.numPages >>> 0, true);
+    v.setUint32(0, this.faults.numPagesShown(this.numPages) >>> 0, true);
     v.setUint32(4, this.actualRaw >>> 0, true);
     v.setUint32(8, this.hinting.configValue >>> 0, true);
     v.setUint32(12, this.poisonVal >>> 0, true);
@@ -380,13 +407,17 @@ export class BalloonDevice implements VirtioDeviceBackend {
     return this.numPages;
   }
 
-  /** Set num_pages (clamped to RAM, diagnosed) and raise a config interrupt if the driver is live. Returns the value set. */
+  /**
+   * Set num_pages (clamped to RAM, diagnosed; unclamped under the hugeNumPages fault) and raise a config
+   * interrupt if the driver is live. Returns the value set.
+   */
   setTarget(pages: number): number {
-    const p = this.clampTarget(pages);
+    const p = this.faults.hugeNumPages ? this.faults.rawTarget(pages) : this.clampTarget(pages);
     const previous = this.numPages;
     this.numPages = p;
     this.events.emit("target", { time: this.clock.now(), pages: p, previous, bytes: p * PAGE_SIZE });
     this.configChanged();
+    if (this.active) this.faults.startStorm(previous, p, () => this.configChanged());
     return p;
   }
 
@@ -481,6 +512,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnostics: this.diagnostics.total,
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedPages: this.tracker.count,
+      faults: this.faults.counts(),
     };
   }
 
@@ -499,6 +531,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   /** Stop timers. */
   dispose(): void {
     this.statsq.dispose();
+    this.faults.cancel();
   }
 
   // ---- persistence -----------------------------------------------------------------------------
@@ -534,6 +567,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
     if (s.offered !== this.offered) {
       throw new TypeError(`balloon: saved state was made with offered features ${describeFeatures(s.offered).join(",")}, this device offers ${describeFeatures(this.offered).join(",")}`);
     }
+    this.faults.cancel();
     this.accepted = s.accepted;
     this.features = s.negotiated;
     this.numPages = s.numPages;

@@ -3,6 +3,7 @@
  * device takes (injectable: no real timers in unit tests), and a tiny typed emitter.
  */
 import type { BalloonDiagnostic } from "./diagnostics.js";
+import type { FaultName } from "./faults.js";
 import type { StatsSample } from "./stats.js";
 
 /** Time source and timers. `now()` in milliseconds. */
@@ -64,6 +65,8 @@ export interface FeaturesEvent {
   time: number; offered: bigint; accepted: bigint; negotiated: bigint;
   names: string[]; refused: string | null; pages: number;
 }
+/** A fault-injection mode acted (see faults.ts): what it did, on which queue. */
+export interface FaultEvent { time: number; fault: FaultName; action: string; queue?: number; detail: Record<string, unknown> }
 export interface ResetEvent { time: number; pages: number; inflatedPagesDropped: number }
 
 export interface BalloonEvents {
@@ -77,6 +80,7 @@ export interface BalloonEvents {
   diagnostic: BalloonDiagnostic;
   features: FeaturesEvent;
   reset: ResetEvent;
+  fault: FaultEvent;
 }
 
 export type BalloonEventName = keyof BalloonEvents;

@@ -16,7 +16,9 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --memory MIB             guest RAM (default 128; a test's "# memory:" wins)
   --features a,b,...       feature offer: exact list, "default", "none", or edits "+reporting,-hint"
                            (must-tell-host stats deflate-on-oom hint poison reporting init-reported init-on-inflate)
-  --fault NAME             device fault mode, repeatable (lie-about-init, set-padding-bits, short-report-used-length)
+  --fault NAME[=VALUE]     device fault mode, repeatable (lie-about-init, set-padding-bits, short-report-used-length,
+                           delay-used-ms=MS, drop-used-every=N, withhold-interrupts, huge-num-pages,
+                           config-storm=COUNT@MS[+toggle], reset-mid-inflate)
   --browser                run in headless Chromium (/usr/bin/chromium) instead of Node
   --workers N              guests in parallel (default 1)
   --shard i/n              run the i-th of n deterministic slices

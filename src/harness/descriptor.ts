@@ -5,7 +5,7 @@
  *   #!/bin/sh
  *   # test: inflate/deflate keeps a 32 MiB pattern intact
  *   # features: stats,deflate-on-oom      offer exactly these (or "default", or edits: +reporting,-hint)
- *   # fault: lie-about-init               device fault mode (repeatable; comma list)
+ *   # fault: lie-about-init               device fault mode (repeatable; comma list; NAME=VALUE for valued ones)
  *   # memory: 192M                        guest RAM (MiB; default 128)
  *   # cmdline: init_on_free=1             appended to the kernel command line
  *   # timeout: 90s                        per-test timeout (ms, or s/m suffix)
@@ -18,6 +18,7 @@
  * Unknown `# key: value` lines are prose and ignored. Sizes: `K`/`M`/`G` suffix = bytes, a bare number in a
  * host step = 4 KiB pages.
  */
+import type { BalloonFaults, ConfigStorm } from "../balloon/context.js";
 import { OPTIONAL_FEATURES, type FeatureOffer, type OptionalFeatureName } from "../balloon/features.js";
 
 export interface TestDescriptor {
@@ -118,24 +119,81 @@ export function describeOffer(offer: FeatureOffer): string {
 }
 
 /** Fault names as the device spells them (`BalloonFaults` keys), with kebab-case and short aliases. */
-export const KNOWN_FAULTS = ["lieAboutInit", "setPaddingBits", "shortReportUsedLength"] as const;
+export const KNOWN_FAULTS = [
+  "lieAboutInit", "setPaddingBits", "shortReportUsedLength",
+  "delayUsedMs", "dropUsedEvery", "withholdInterrupts", "hugeNumPages", "configStorm", "resetMidInflate",
+] as const;
 const FAULT_ALIASES: Record<string, string> = {
   "lie-init": "lieAboutInit",
   lie: "lieAboutInit",
   "padding-bits": "setPaddingBits",
   "short-report": "shortReportUsedLength",
   "short-used-length": "shortReportUsedLength",
+  "delay-used": "delayUsedMs",
+  "drop-used": "dropUsedEvery",
 };
 
-export function faultByName(name: string, known: readonly string[] = KNOWN_FAULTS): string {
-  const n = name.trim();
-  if (FAULT_ALIASES[n.toLowerCase()]) return FAULT_ALIASES[n.toLowerCase()];
-  const camel = n.replace(/[-_]+([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
-  if (known.includes(camel)) return camel;
+/** Faults that take a value (`delay-used=250`): its syntax, what a bare name means, and its parser. */
+const FAULT_VALUES: Record<string, { syntax: string; bare: string; parse(v: string): BalloonFaults[keyof BalloonFaults] }> = {
+  delayUsedMs: { syntax: "MS", bare: "500", parse: (v) => parseDuration(v) },
+  dropUsedEvery: {
+    syntax: "N",
+    bare: "4",
+    parse: (v) => {
+      if (!/^[1-9]\d*$/.test(v)) throw new Error(`want a whole number >= 1, got ${JSON.stringify(v)}`);
+      return Number(v);
+    },
+  },
+  configStorm: {
+    syntax: "COUNT@MS[+toggle]",
+    bare: "200@10",
+    parse: (v): ConfigStorm => {
+      const m = /^([1-9]\d*)@(\d+)(?:ms)?(\+toggle)?$/i.exec(v);
+      if (!m) throw new Error(`want COUNT@MS[+toggle] (e.g. 200@10+toggle), got ${JSON.stringify(v)}`);
+      return { count: Number(m[1]), intervalMs: Math.max(1, Number(m[2])), toggle: m[3] !== undefined };
+    },
+  },
+};
+
+/**
+ * Canonical form of a fault: its `BalloonFaults` key, with `=value` for the faults that take one (a bare
+ * name gets the default value, so a run's boot configuration says what it used). Throws on unknown names
+ * and bad values.
+ */
+export function faultByName(name: string): string {
+  const [rawName = "", ...rest] = name.trim().split("=");
+  const value = rest.length ? rest.join("=").trim() : null;
+  const n = rawName.trim();
+  const camel = FAULT_ALIASES[n.toLowerCase()] ?? n.replace(/[-_]+([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
   const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  throw new Error(
-    `unknown fault ${JSON.stringify(name)}; known: ${known.map(kebab).join(", ")} (aliases: ${Object.keys(FAULT_ALIASES).join(", ")})`,
-  );
+  if (!(KNOWN_FAULTS as readonly string[]).includes(camel)) {
+    throw new Error(
+      `unknown fault ${JSON.stringify(name)}; known: ${KNOWN_FAULTS.map(kebab).join(", ")} (aliases: ${Object.keys(FAULT_ALIASES).join(", ")})`,
+    );
+  }
+  const valued = FAULT_VALUES[camel];
+  if (!valued) {
+    if (value !== null) throw new Error(`fault ${kebab(camel)} takes no value`);
+    return camel;
+  }
+  const v = value ?? valued.bare;
+  try {
+    valued.parse(v);
+  } catch (e) {
+    throw new Error(`fault ${kebab(camel)}=${valued.syntax}: ${(e as Error).message}`);
+  }
+  return `${camel}=${v}`;
+}
+
+/** The device's `BalloonFaults` for canonical fault strings (faultByName's output; a later value wins). */
+export function faultObject(faults: readonly string[]): BalloonFaults {
+  const out: Record<string, unknown> = {};
+  for (const f of faults) {
+    const [name = "", value] = f.split(/=(.*)/s);
+    const valued = FAULT_VALUES[name];
+    out[name] = valued && value !== undefined ? valued.parse(value) : true;
+  }
+  return out as BalloonFaults;
 }
 
 /** "90s", "2m", "1500ms", "1500" (ms). */

@@ -1,10 +1,7 @@
 /** Boots a guest with our balloon under Node, for the harness. */
 import { startNodeBalloonVM } from "../node/balloon-vm-node.js";
+import { faultObject } from "./descriptor.js";
 import type { BootConfig, Launcher } from "./types.js";
-
-function faultObject(faults: string[]): Record<string, boolean> {
-  return Object.fromEntries(faults.map((f) => [f, true]));
-}
 
 export const nodeLauncher: Launcher = async (boot: BootConfig, onSerial) => {
   const started = await startNodeBalloonVM({

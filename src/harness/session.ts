@@ -22,7 +22,7 @@ export interface GroupOptions {
   serialLines?: number;
 }
 
-const BALLOON_EVENTS = ["target", "actual", "inflate", "deflate", "report", "hint", "stats", "features", "reset", "diagnostic"];
+const BALLOON_EVENTS = ["target", "actual", "inflate", "deflate", "report", "hint", "stats", "features", "reset", "diagnostic", "fault"];
 
 interface Diag {
   kind: string;

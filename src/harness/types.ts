@@ -16,7 +16,7 @@ export interface BootConfig {
   /** Directory / URL base of the guest images (default: the committed ones). */
   imageDir?: string;
   features: FeatureOffer;
-  /** `BalloonFaults` keys switched on. */
+  /** Faults switched on, as `faultByName` spells them: `BalloonFaults` keys, `key=value` for valued ones. */
   faults: string[];
   bootTimeoutMs: number;
 }

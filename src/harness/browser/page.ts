@@ -4,6 +4,7 @@
  * `window.__harnessEvent` (exposed by the Node side through playwright).
  */
 import { startBrowserBalloonVM } from "../../browser/balloon-vm-browser.js";
+import { faultObject } from "../descriptor.js";
 import { runGroup } from "../session.js";
 import type { CaseResult, HarnessEvent, Launcher, TestGroup } from "../types.js";
 
@@ -26,7 +27,7 @@ const launcher: Launcher = async (boot, onSerial) => {
       ...(boot.kernel ? { kernel: boot.kernel } : {}),
       ...(boot.initrd ? { initrd: boot.initrd } : {}),
     },
-    balloon: { features: boot.features, faults: Object.fromEntries(boot.faults.map((f) => [f, true])) },
+    balloon: { features: boot.features, faults: faultObject(boot.faults) },
   });
   return { vm: r.vm, balloon: r.balloon };
 };
