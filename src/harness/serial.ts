@@ -169,7 +169,9 @@ export async function uploadFile(shell: GuestShell, path: string, content: strin
     chunks++;
   }
   const out = await shell.check(`base64 -d ${tmp} > ${path} && rm -f ${tmp} && chmod ${mode} ${path} && sha256sum ${path}`);
-  const got = (out.join(" ").trim().split(/\s+/)[0] ?? "").toLowerCase();
+  // Pick sha256sum's own line: kernel messages on the console can land in the output too.
+  const line = out.find((l) => l.trim().endsWith(` ${path}`)) ?? "";
+  const got = (line.trim().split(/\s+/)[0] ?? "").toLowerCase();
   const want = await sha256Hex(bytes);
   if (got !== want) throw new Error(`upload of ${path} corrupted: guest sha256 ${got || "(none)"}, host ${want}`);
   return { chunks, ms: Date.now() - t0 };
