@@ -161,35 +161,3 @@ export function countFill(c: DeviceCounters, value: number, bytes: number): void
   if (value === 0) c.bytesZeroed += bytes;
   else c.bytesPoisoned += bytes;
 }
-
-/** Write `data` into the device-writable segments in order (stops when data or segments run out). */
-export function writeToSegments(mem: GuestMemory, segments: readonly { addr: number; len: number }[], data: Uint8Array): number {
-  let off = 0;
-  const ram = mem.bytes();
-  for (const s of segments) {
-    if (off >= data.length) break;
-    const n = Math.min(s.len, data.length - off);
-    // Segments come from the virtqueue, checked inside RAM; check again (never trust, cheap).
-    if (s.addr < 0 || s.addr + n > mem.size) break;
-    ram.set(data.subarray(off, off + n), s.addr);
-    mem.dirty(s.addr, s.addr + n);
-    off += n;
-  }
-  return off;
-}
-
-/** Read `len` bytes of guest RAM gathered from readable segments (for small buffers: stats, cmd id). */
-export function gatherReadable(mem: GuestMemory, segments: readonly { addr: number; len: number }[], max: number): Uint8Array {
-  const total = Math.min(max, segments.reduce((a, s) => a + s.len, 0));
-  const out = new Uint8Array(total);
-  const ram = mem.bytes();
-  let off = 0;
-  for (const s of segments) {
-    if (off >= total) break;
-    const n = Math.min(s.len, total - off);
-    if (s.addr < 0 || s.addr + n > mem.size) break;
-    out.set(ram.subarray(s.addr, s.addr + n), off);
-    off += n;
-  }
-  return out.subarray(0, off);
-}

@@ -21,7 +21,8 @@
  * page (all the guest's free memory, in order-10 blocks) until it sees DONE.
  */
 import type { DescriptorChain } from "../virtio/chain.js";
-import { countFill, gatherReadable, PAGE_SIZE, type HandlerContext } from "./context.js";
+import { readSegments } from "../memory/access.js";
+import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
 import type { HintPhase } from "./events.js";
 
@@ -132,7 +133,7 @@ export class Hinting {
       ctx.diag.emit("hint-cmd-id-bad-size", `free-page queue (head ${chain.head}): command ID buffer is ${chain.readableBytes} bytes, not 4; ignored`, { head: chain.head, readableBytes: chain.readableBytes }, queue);
       return;
     }
-    const b = gatherReadable(ctx.mem, chain.readable, 4);
+    const b = readSegments(ctx.mem, chain.readable, 4);
     const id = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
     if (id === CMD_ID_STOP) {
       if (this.s.status === "started" || this.s.status === "requested") {

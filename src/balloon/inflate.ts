@@ -24,7 +24,8 @@
  */
 import type { DescriptorChain, Segment } from "../virtio/chain.js";
 import { FILL_LIE, FILL_NO_FILL } from "../hotpath/types.js";
-import { countFill, PAGE_SIZE, writeToSegments, type HandlerContext } from "./context.js";
+import { writeSegments } from "../memory/access.js";
+import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
 
 /** Linux's VIRTIO_BALLOON_ARRAY_PFNS_MAX. */
@@ -146,7 +147,7 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   let used = 0;
   if (bitmap) {
     if (ctx.faults.setPaddingBits && n % 8 !== 0) bitmap[need - 1]! |= (0xff << (n % 8)) & 0xff;
-    used = writeToSegments(ctx.mem, chain.writable, bitmap);
+    used = writeSegments(ctx.mem, chain.writable, bitmap);
     ctx.counters.bitmapsWritten++;
   }
   ctx.events.emit("inflate", {

@@ -7,7 +7,8 @@
  * MUST ignore them) but listed in the sample.
  */
 import type { DescriptorChain } from "../virtio/chain.js";
-import { gatherReadable, PAGE_SIZE, type HandlerContext } from "./context.js";
+import { readSegments } from "../memory/access.js";
+import { PAGE_SIZE, type HandlerContext } from "./context.js";
 
 /** All 16 Linux tags; the index is the tag. */
 export const STATS_TAGS = [
@@ -152,7 +153,7 @@ export class Stats {
       this.heldHead = null;
       this.release(old);
     }
-    const sample = parseStats(gatherReadable(ctx.mem, chain.readable, STATS_MAX_BYTES), ctx.clock.now());
+    const sample = parseStats(readSegments(ctx.mem, chain.readable, STATS_MAX_BYTES), ctx.clock.now());
     this.latestSample = sample;
     ctx.counters.statsSamples++;
     this.heldHead = chain.head;
