@@ -37,7 +37,7 @@ describe("balloon host API", () => {
       pagesInflated: 3, pagesDeflated: 1, pagesReported: 0, pagesHinted: 0,
       bytesZeroed: 3 * PAGE, bytesPoisoned: 0, bitmapsWritten: 2,
       requests: { inflate: 2, deflate: 1, report: 0, hint: 0, stats: 1 },
-      hintCycles: 0, statsSamples: 1, diagnostics: 0, diagnosticsByKind: {}, inflatedPages: 2,
+      hintCycles: 0, statsSamples: 1, diagnostics: 0, diagnosticsByKind: {}, inflatedPages: 2, faults: {},
     });
     expect(h.host.inflatedPages).toBe(2);
     expect(h.host.live).toBe(true);
