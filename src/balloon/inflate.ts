@@ -76,6 +76,19 @@ function diagnoseOutOfRange(ctx: HandlerContext, chain: DescriptorChain, queue: 
   );
 }
 
+/** The PFN list of a request in hot-path-sized pieces: guest address, PFN count, index of the first PFN. */
+function* pfnChunks(chain: DescriptorChain): Generator<{ addr: number; count: number; index: number }> {
+  let index = 0;
+  for (const seg of chain.readable) {
+    const count = seg.len >>> 2;
+    for (let done = 0; done < count; done += INFLATE_CHUNK) {
+      const c = Math.min(INFLATE_CHUNK, count - done);
+      yield { addr: seg.addr + done * 4, count: c, index };
+      index += c;
+    }
+  }
+}
+
 /** Handle one inflate chain; returns the used length. */
 export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
   ctx.counters.requests.inflate++;
@@ -112,26 +125,20 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   if (fill === null) flags = FILL_NO_FILL;
   else if (ctx.faults.lieAboutInit && bitmap) flags = FILL_LIE;
 
-  let filled = 0, outOfRange = 0, firstBadIndex = -1, already = 0, index = 0;
+  let filled = 0, outOfRange = 0, firstBadIndex = -1, already = 0;
   const scratch = ctx.bitmapScratch;
-  for (const seg of chain.readable) {
-    const count = seg.len >>> 2;
-    for (let done = 0; done < count; done += INFLATE_CHUNK) {
-      const c = Math.min(INFLATE_CHUNK, count - done);
-      const r = ctx.hot.fillPfns(seg.addr + done * 4, c, fill ?? 0, bitmap ? scratch : 0, flags, ctx.tracker.ptr);
-      if (r.filled < 0) {
-        // Cannot happen for segments checked inside RAM; never trust, never throw.
-        ctx.diag.emit("chain-error", `inflate request (head ${chain.head}): PFN list at 0x${(seg.addr + done * 4).toString(16)} refused by the hot path (${r.filled})`, { head: chain.head, code: r.filled }, queue);
-        index += c;
-        continue;
-      }
-      filled += r.filled;
-      if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
-      outOfRange += r.outOfRange;
-      already += r.alreadyInflated;
-      if (bitmap) mergeBits(bitmap, index, new Uint8Array(ctx.mem.memory.buffer, scratch, Math.ceil(c / 8)), c);
-      index += c;
+  for (const { addr, count, index } of pfnChunks(chain)) {
+    const r = ctx.hot.fillPfns(addr, count, fill ?? 0, bitmap ? scratch : 0, flags, ctx.tracker.ptr);
+    if (r.filled < 0) {
+      // Cannot happen for segments checked inside RAM; never trust, never throw.
+      ctx.diag.emit("chain-error", `inflate request (head ${chain.head}): PFN list at 0x${addr.toString(16)} refused by the hot path (${r.filled})`, { head: chain.head, code: r.filled }, queue);
+      continue;
     }
+    filled += r.filled;
+    if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
+    outOfRange += r.outOfRange;
+    already += r.alreadyInflated;
+    if (bitmap) mergeBits(bitmap, index, new Uint8Array(ctx.mem.memory.buffer, scratch, Math.ceil(count / 8)), count);
   }
   const valid = n - outOfRange;
   ctx.tracker.count += valid - already;
@@ -183,22 +190,14 @@ export function handleDeflate(ctx: HandlerContext, chain: DescriptorChain, queue
   }
   const n = chain.readableBytes / 4;
   diagnoseCount(ctx, chain, queue, "deflate", n);
-  let unmarked = 0, outOfRange = 0, firstBadIndex = -1, notInflated = 0, index = 0;
-  for (const seg of chain.readable) {
-    const count = seg.len >>> 2;
-    for (let done = 0; done < count; done += INFLATE_CHUNK) {
-      const c = Math.min(INFLATE_CHUNK, count - done);
-      const r = ctx.hot.unmarkPfns(seg.addr + done * 4, c, ctx.tracker.ptr);
-      if (r.unmarked < 0) {
-        index += c;
-        continue;
-      }
-      unmarked += r.unmarked;
-      if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
-      outOfRange += r.outOfRange;
-      notInflated += r.notInflated;
-      index += c;
-    }
+  let unmarked = 0, outOfRange = 0, firstBadIndex = -1, notInflated = 0;
+  for (const { addr, count, index } of pfnChunks(chain)) {
+    const r = ctx.hot.unmarkPfns(addr, count, ctx.tracker.ptr);
+    if (r.unmarked < 0) continue;
+    unmarked += r.unmarked;
+    if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
+    outOfRange += r.outOfRange;
+    notInflated += r.notInflated;
   }
   ctx.tracker.count = Math.max(0, ctx.tracker.count - unmarked);
   const valid = n - outOfRange;
