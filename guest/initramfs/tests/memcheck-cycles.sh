@@ -1,11 +1,11 @@
 #!/bin/sh
 # test: a 32 MiB pattern in guest memory survives many host-driven inflate/deflate cycles
 # features: -deflate-on-oom
-# timeout: 170s
+# timeout: 300s
 # The host runs the cycles (host step "cycles N A B", each step waits for actual == target);
 # balloon-memcheck verifies every word of its pattern after each round.
 . /tests/lib.sh
-ROUNDS=${MEMCHECK_ROUNDS:-6}
+ROUNDS=${MEMCHECK_ROUNDS:-10}
 CYCLES=${MEMCHECK_CYCLES:-100}
 SIZE=${MEMCHECK_SIZE:-16M}
 plan 2
