@@ -1,7 +1,8 @@
 /**
  * What DEVICE_INIT_ON_INFLATE (7) / DEVICE_INIT_REPORTED (6) and the balloon's no-init allocation
  * (seed 001) save inside a v86 guest. Each scenario boots three 512 MiB guests side by side — with the
- * feature, without it, and without init_on_* at all ("no_init") — warms each up once, then rotates
+ * feature, without it, without init_on_* at all ("no_init"), and without init_on_* but with the feature
+ * ("no_init_feature", the feature's own bookkeeping cost) — warms each up once, then rotates
  * them round by round; figures are medians of ROUNDS.
  *
  *   deflate                 deflate 256 MiB, init_on_free=1, bit 7 on vs off   (host wall ms, guest instr)
@@ -26,13 +27,14 @@ const PAGES = 256 * 256;
 const ROUNDS = 9;
 const QEMU_ANCHOR = "QEMU (spec patch v3): 256 MiB allocation in a 2 GiB guest 232 -> 51 ms (-78 %)";
 
-type Variant = "with" | "without" | "no_init";
+/** no_init_feature: booted without init_on_*, feature on — what the feature costs when there is nothing to skip. */
+type Variant = "with" | "without" | "no_init" | "no_init_feature";
 interface VariantSetup { cmdline: string; features: FeatureOffer }
 interface Sample { ms: number; cpuMs?: number; instructions?: number }
 interface Scenario {
   name: string;
   memoryMiB: number;
-  variants: Record<Variant, VariantSetup>;
+  variants: Record<Exclude<Variant, "no_init_feature">, VariantSetup>;
   /** One measured round: returns a time in ms (and guest instructions when measured on the host). */
   round(b: BalloonVM): Promise<Sample>;
 }
@@ -141,18 +143,22 @@ const SCENARIOS: Scenario[] = [
 ];
 
 async function runScenario(s: Scenario): Promise<Record<Variant, Sample>> {
-  const order: Variant[] = ["with", "without", "no_init"];
+  const order: Variant[] = ["with", "without", "no_init", "no_init_feature"];
+  const setups: Record<Variant, VariantSetup> = {
+    ...s.variants,
+    no_init_feature: { cmdline: s.variants.no_init.cmdline, features: s.variants.with.features },
+  };
   const vms = {} as Record<Variant, BalloonVM>;
   try {
     for (const v of order) {
       vms[v] = await startNodeBalloonVM({
         memoryMiB: s.memoryMiB,
-        cmdlineExtra: s.variants[v].cmdline,
-        balloon: { features: s.variants[v].features },
+        cmdlineExtra: setups[v].cmdline,
+        balloon: { features: setups[v].features },
       });
     }
     for (const v of order) await s.round(vms[v]); // JIT warm-up
-    const samples = { with: [], without: [], no_init: [] } as Record<Variant, Sample[]>;
+    const samples = { with: [], without: [], no_init: [], no_init_feature: [] } as Record<Variant, Sample[]>;
     for (let r = 0; r < ROUNDS; r++) {
       // Rotate who goes first, so drift on a shared machine spreads over all variants.
       for (let k = 0; k < order.length; k++) {
@@ -186,6 +192,10 @@ export async function run(): Promise<Record<string, number>> {
     figures[`${key}_ratio`] = r.with.ms / r.without.ms;
     const avoidable = r.without.ms - r.no_init.ms;
     figures[`devinit.zeroing_left_${s.name}`] = avoidable > 0 ? (r.with.ms - r.no_init.ms) / avoidable : NaN;
+    // The feature's own cost with nothing to skip, and the share left once that cost is set aside.
+    figures[`${key}_no_init_feature_ms`] = r.no_init_feature.ms;
+    figures[`${key}_feature_overhead_ms`] = r.no_init_feature.ms - r.no_init.ms;
+    figures[`devinit.zeroing_left_${s.name}_net_of_overhead`] = avoidable > 0 ? (r.with.ms - r.no_init_feature.ms) / avoidable : NaN;
     if (r.with.cpuMs !== undefined) {
       figures[`${key}_with_cpu_ms`] = r.with.cpuMs;
       figures[`${key}_without_cpu_ms`] = r.without.cpuMs!;
