@@ -22,6 +22,7 @@
 import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
 import type { FeatureOffer } from "../src/balloon/features.js";
 import { instructionsSince, median, msUntil } from "./support.js";
+import { untilStable } from "../test/support/until.js";
 
 const PAGES = 256 * 256;
 const ROUNDS = 9;
@@ -67,15 +68,6 @@ async function populate(b: BalloonVM): Promise<number> {
   return Number(m[1]);
 }
 
-async function reportsSettled(b: BalloonVM): Promise<void> {
-  let last = -1;
-  let since = performance.now();
-  await msUntil(() => {
-    const n = b.host.counters().pagesReported;
-    if (n !== last) [last, since] = [n, performance.now()];
-    return performance.now() - since > 3000;
-  });
-}
 
 const bit7 = { ...QUIET, DEVICE_INIT_ON_INFLATE: true };
 const reporting = { ...QUIET, PAGE_REPORTING: true };
@@ -136,7 +128,7 @@ const SCENARIOS: Scenario[] = [
     },
     async round(b) {
       await b.vm.run("memtouch 300", { timeoutMs: 120000 });
-      await reportsSettled(b);
+      await untilStable(() => b.host.counters().pagesReported, "free page reports to settle");
       return { ms: await populate(b) };
     },
   },

@@ -7,6 +7,7 @@ import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
 import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
 import { startVM, type VM } from "../src/vm.js";
 import { msUntil } from "./support.js";
+import { untilStable } from "../test/support/until.js";
 
 const RAM_MIB = 256;
 const DIRTY_MIB = (RAM_MIB * 3) / 4;
@@ -16,19 +17,6 @@ async function dirtyAndFree(vm: VM): Promise<void> {
   await vm.run(`memtouch ${DIRTY_MIB}`, { timeoutMs: 120000 });
 }
 
-async function reportsSettled(getReported: () => number): Promise<void> {
-  // Linux reports ~2 s after a free; wait until the count stops moving for 3 s.
-  let last = -1;
-  let stableSince = performance.now();
-  await msUntil(() => {
-    const now = getReported();
-    if (now !== last) {
-      last = now;
-      stableSince = performance.now();
-    }
-    return performance.now() - stableSince > 3000;
-  }, 60000);
-}
 
 export async function run(): Promise<Record<string, number>> {
   const plain = await startVM(loadGuestImages(), v86WasmPath(), { memoryMiB: RAM_MIB });
@@ -38,7 +26,7 @@ export async function run(): Promise<Record<string, number>> {
 
   const b = await startNodeBalloonVM({ memoryMiB: RAM_MIB, balloon: { features: { DEFLATE_ON_OOM: false } } });
   await dirtyAndFree(b.vm);
-  await reportsSettled(() => b.host.counters().pagesReported);
+  await untilStable(() => b.host.counters().pagesReported, "free page reports to settle");
   const reportedOnly = (await b.vm.saveState()).byteLength;
   const reportedPages = b.host.counters().pagesReported;
   const free = Number(/MemFree:\s+(\d+)/.exec(await b.vm.run("cat /proc/meminfo"))![1]);

@@ -2,7 +2,7 @@
 // driver (guest/patches/), with the guest's own self-check (guest/programs/devinit-check.c).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNodeBalloonVM, type BalloonVM, type NodeBalloonVMOptions } from "../src/node/balloon-vm-node.js";
-import { until } from "./support/until.js";
+import { until, untilStable } from "./support/until.js";
 
 // init_on_alloc only: freed pages keep stale data, so a device that does not fill what it claims
 // leaves non-zero pages the driver's verify mode (devinit_verify=1) can see.
@@ -102,6 +102,41 @@ describe("negotiation rules on the guest side", () => {
     try {
       expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_REPORTED");
       expect(b.host.features.negotiatedNames).toContain("DEVICE_INIT_ON_INFLATE");
+    } finally {
+      await b.vm.destroy();
+    }
+  });
+});
+
+describe("device faults on the init bits, and what the patched driver does with them", () => {
+  it("padding bits set in the last bitmap byte (set-padding-bits): the driver marks only the N real pages", async () => {
+    const b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { setPaddingBits: true } } });
+    try {
+      await settle(b, 100); // one request of 100 PFNs: 4 padding bits in byte 12
+      const d = await debugfs(b);
+      expect(d.inflate_marked).toBe(100);
+      await settle(b, 0);
+      const out = await b.vm.run("devinit-check check 16", { timeoutMs: 120000 });
+      expect(/bad=(\d+)/.exec(out)![1]).toBe("0");
+    } finally {
+      await b.vm.destroy();
+    }
+  });
+
+  it("a used length one page short on reports (short-report-used-length): the uncovered page is not trusted", async () => {
+    const b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { shortReportUsedLength: true } } });
+    try {
+      await b.vm.run("memtouch 96");
+      await until(() => b.host.counters().requests.report > 0, "a report", 60000);
+      // Compare the two sides once reports have stopped.
+      await untilStable(() => b.host.counters().pagesReported, "reports to settle");
+      const reported = b.host.counters().pagesReported;
+      const d = await debugfs(b);
+      expect(d.report_covered).toBeGreaterThan(0);
+      expect(d.report_covered).toBeLessThan(reported); // each report: one page fewer than the device filled
+      expect(d.report_marked).toBe(d.report_covered);
+      const out = await b.vm.run("devinit-check check 32", { timeoutMs: 120000 });
+      expect(/bad=(\d+)/.exec(out)![1]).toBe("0");
     } finally {
       await b.vm.destroy();
     }

@@ -258,9 +258,10 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     if (status !== null && status !== 0 && tap.failed === 0 && !tap.bailOut) failures.push(`script exited with status ${status}`);
   }
 
-  // Put the balloon back for the next test sharing this guest.
+  // Put the balloon back for the next test sharing this guest (a `boot: fresh` test shares with nobody,
+  // and its driver may be stuck on purpose, e.g. under drop-used).
   const b = g.handle.balloon;
-  if (!g.dead && b) {
+  if (!g.dead && b && !group.fresh) {
     try {
       if (hinting && b.stopHinting) b.stopHinting();
     } catch {

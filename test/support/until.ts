@@ -8,3 +8,14 @@ export async function until(cond: () => boolean, what: string, timeoutMs = 30000
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Waits until `value()` has not changed for `quietMs` (e.g. free page reports, which come ~2 s apart). */
+export async function untilStable(value: () => number, what: string, quietMs = 3000, timeoutMs = 60000): Promise<void> {
+  let last = Number.NaN;
+  let since = Date.now();
+  await until(() => {
+    const now = value();
+    if (now !== last) [last, since] = [now, Date.now()];
+    return Date.now() - since > quietMs;
+  }, what, timeoutMs);
+}

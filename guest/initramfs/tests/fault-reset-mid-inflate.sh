@@ -1,0 +1,18 @@
+#!/bin/sh
+# test: fault reset-mid-inflate: the device enters DEVICE_NEEDS_RESET instead of completing an inflate; the guest stays alive
+# fault: reset-mid-inflate
+# features: -deflate-on-oom
+# boot: fresh
+# timeout: 120s
+# Linux 6.12 does not reset a virtio device that sets DEVICE_NEEDS_RESET; its balloon waits for the
+# inflate that never completes. The guest must stay usable.
+. /tests/lib.sh
+plan 3
+host target 16M
+check "host: target 16 MiB set [$HOST_REPLY]" test "$?" = 0
+host sleep 5000
+host actual
+diag "actual after 5 s: $HOST_REPLY of 4096 pages"
+memtouch 8 > /tmp/rm.out 2>&1
+is "$?" 0 "an 8 MiB allocation still works"
+check "the shell still answers" true
