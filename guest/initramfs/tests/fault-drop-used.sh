@@ -11,11 +11,6 @@
 plan 4
 host target 16M
 check "host: target 16 MiB set [$HOST_REPLY]" test "$?" = 0
-host sleep 5000
-host actual
-diag "actual after 5 s: $HOST_REPLY of 4096 pages (Linux waits for the dropped buffer forever)"
 host await faults.dropUsedEvery 1 10s
 check "the device dropped a used buffer [$HOST_REPLY]" test "$?" = 0
-memtouch 8 > /tmp/drop.out 2>&1
-is "$?" 0 "an 8 MiB allocation still works"
-check "the shell still answers" true
+guest_usable_with_stalled_balloon 4096

@@ -80,3 +80,14 @@ has_feature() {
   _f=$(balloon_features) || return 1
   [ "$(echo "$_f" | cut -c$(($1 + 1)))" = 1 ]
 }
+
+# A balloon the device stalls must not take the guest with it: wait 5 s after a target change, log how far
+# the balloon got (of $1 pages), then check that an 8 MiB allocation works and the shell answers (2 assertions).
+guest_usable_with_stalled_balloon() {
+  host sleep 5000
+  host actual
+  diag "actual after 5 s: $HOST_REPLY of $1 pages"
+  memtouch 8 > /tmp/stall.out 2>&1
+  is "$?" 0 "an 8 MiB allocation still works"
+  check "the shell still answers" true
+}
