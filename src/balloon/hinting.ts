@@ -90,19 +90,20 @@ export class Hinting {
 
   /** Host: STOP — hints no longer wanted; the driver keeps its hinted pages until DONE. */
   stop(): void {
-    if (this.s.configValue === CMD_ID_STOP) return;
-    this.s.status = "stopped";
-    this.s.configValue = CMD_ID_STOP;
-    this.emit("stopped");
-    this.configChanged();
+    this.announce(CMD_ID_STOP, "stopped");
   }
 
   /** Host: DONE — the device no longer needs the hinted pages; the driver releases them. */
   done(): void {
-    if (this.s.configValue === CMD_ID_DONE) return;
-    this.s.status = "done";
-    this.s.configValue = CMD_ID_DONE;
-    this.emit("done");
+    this.announce(CMD_ID_DONE, "done");
+  }
+
+  /** Put a special command ID in the config (once) and tell the driver. */
+  private announce(cmdId: typeof CMD_ID_STOP | typeof CMD_ID_DONE, status: "stopped" | "done"): void {
+    if (this.s.configValue === cmdId) return;
+    this.s.status = status;
+    this.s.configValue = cmdId;
+    this.emit(status);
     this.configChanged();
   }
 

@@ -20,6 +20,7 @@
  */
 import type { BalloonFaults, ConfigStorm } from "../balloon/context.js";
 import { OPTIONAL_FEATURES, type FeatureOffer, type OptionalFeatureName } from "../balloon/features.js";
+import type { BootConfig } from "./types.js";
 
 export interface TestDescriptor {
   name?: string;
@@ -186,6 +187,18 @@ export function faultByName(name: string): string {
 }
 
 /** The device's `BalloonFaults` for canonical fault strings (faultByName's output; a later value wins). */
+/** The VM options every launcher derives from a boot config (images are launcher-specific). */
+export function bootVMOptions(boot: BootConfig, onSerial: (text: string) => void) {
+  return {
+    memoryMiB: boot.memoryMiB,
+    bootTimeoutMs: boot.bootTimeoutMs,
+    onSerial,
+    ...(boot.cmdline ? { cmdline: boot.cmdline } : {}),
+    ...(boot.cmdlineExtra ? { cmdlineExtra: boot.cmdlineExtra } : {}),
+    balloon: { features: boot.features, faults: faultObject(boot.faults) },
+  };
+}
+
 export function faultObject(faults: readonly string[]): BalloonFaults {
   const out: Record<string, unknown> = {};
   for (const f of faults) {

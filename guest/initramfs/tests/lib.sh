@@ -69,6 +69,11 @@ host() {
 
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 
+# reply_field KEY: the value of KEY=VALUE in the last host reply ($HOST_REPLY)
+reply_field() { echo "$HOST_REPLY" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+# counter NAME: one of the device's counters, asked of the host now
+counter() { host counters; reply_field "$1"; }
+
 balloon_dev() {
   for d in /sys/bus/virtio/devices/*; do
     [ "$(cat "$d/device" 2>/dev/null)" = "0x0005" ] && { echo "$d"; return 0; }

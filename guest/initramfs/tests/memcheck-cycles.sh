@@ -13,6 +13,5 @@ plan 2
 command -v balloon-memcheck >/dev/null || bail "balloon-memcheck is not in this image (rebuild the guest)"
 balloon-memcheck -m 32 -r "$ROUNDS" -H "cycles $CYCLES $SIZE 0"
 is "$?" 0 "32 MiB pattern intact after $ROUNDS x $CYCLES inflate($SIZE)/deflate cycles"
-host counters
-infl=$(echo "$HOST_REPLY" | tr ' ' '\n' | awk -F= '$1 == "pagesInflated" { print $2 }')
+infl=$(counter pagesInflated)
 cmp_ge "${infl:-0}" $((ROUNDS * CYCLES * $(echo "$SIZE" | sed "s/M$//") * 256)) "the device saw every inflated page (pagesInflated=$infl)"

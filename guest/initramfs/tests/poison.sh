@@ -8,7 +8,6 @@ plan 4
 grep -q page_poison=1 /proc/cmdline || bail "page_poison=1 missing from the command line"
 check "PAGE_POISON (bit 4) negotiated" has_feature 4
 check "PAGE_REPORTING (bit 5) still negotiated with poisoning" has_feature 5
-counter() { host counters; echo "$HOST_REPLY" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 p0=$(counter bytesPoisoned)
 memtouch 96 > /dev/null
 host await bytesPoisoned $((p0 + 4194304)) 30s

@@ -6,7 +6,6 @@
 . /tests/lib.sh
 plan 2
 has_feature 5 || skip_all "PAGE_REPORTING not negotiated"
-counter() { host counters; echo "$HOST_REPLY" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 r0=$(counter pagesReported)
 memtouch 96 > /dev/null
 host await pagesReported $((r0 + 4096)) 30s

@@ -8,10 +8,9 @@ has_feature 1 || skip_all "STATS_VQ not negotiated"
 host stats 10s
 check "host: a fresh stats sample arrives on request" test "$?" = 0
 diag "$HOST_REPLY"
-val() { echo "$HOST_REPLY" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
-memtot=$(val MEMTOT)
+memtot=$(reply_field MEMTOT)
 is "$((${memtot:-0} / 1024))" "$(meminfo MemTotal)" "MEMTOT (bytes) = MemTotal"
-memfree=$(val MEMFREE)
+memfree=$(reply_field MEMFREE)
 cmp_gt "${memfree:-0}" 0 "MEMFREE is reported"
 
 # allocate 24 MiB, hold it, and watch MEMFREE fall
@@ -24,7 +23,7 @@ i=0; while [ $i -lt 100 ] && ! grep -q MiB /tmp/mt.out; do sleep 0.1; i=$((i + 1
 tries=0
 while :; do
   host stats 10s
-  free2=$(val MEMFREE)
+  free2=$(reply_field MEMFREE)
   tries=$((tries + 1))
   [ $(( (${memfree:-0} - ${free2:-0}) / 1048576 )) -gt 16 ] || [ $tries -ge 5 ] && break
   sleep 1

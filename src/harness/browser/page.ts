@@ -4,7 +4,7 @@
  * `window.__harnessEvent` (exposed by the Node side through playwright).
  */
 import { startBrowserBalloonVM } from "../../browser/balloon-vm-browser.js";
-import { faultObject } from "../descriptor.js";
+import { bootVMOptions } from "../descriptor.js";
 import { runGroup } from "../session.js";
 import type { CaseResult, HarnessEvent, Launcher, TestGroup } from "../types.js";
 
@@ -17,17 +17,12 @@ declare global {
 
 const launcher: Launcher = async (boot, onSerial) => {
   const r = await startBrowserBalloonVM({
-    memoryMiB: boot.memoryMiB,
-    bootTimeoutMs: boot.bootTimeoutMs,
-    onSerial,
-    ...(boot.cmdline ? { cmdline: boot.cmdline } : {}),
-    ...(boot.cmdlineExtra ? { cmdlineExtra: boot.cmdlineExtra } : {}),
+    ...bootVMOptions(boot, onSerial),
     images: {
       ...(boot.imageDir ? { base: boot.imageDir } : {}),
       ...(boot.kernel ? { kernel: boot.kernel } : {}),
       ...(boot.initrd ? { initrd: boot.initrd } : {}),
     },
-    balloon: { features: boot.features, faults: faultObject(boot.faults) },
   });
   return { vm: r.vm, balloon: r.balloon };
 };
