@@ -11,6 +11,7 @@
 plan 4
 host target 16M
 check "host: target 16 MiB set [$HOST_REPLY]" test "$?" = 0
+guest_usable_with_stalled_balloon 4096
+# after the 5 s wait: the fault's counter exists only once it has acted
 host await faults.dropUsedEvery 1 10s
 check "the device dropped a used buffer [$HOST_REPLY]" test "$?" = 0
-guest_usable_with_stalled_balloon 4096
