@@ -34,6 +34,8 @@ async function main() {
     try {
       const mod = await GROUPS[g]();
       const figures = await mod.run();
+      // A group's figures replace all of its previous ones, so renamed keys do not linger.
+      for (const k of Object.keys(results)) if (k.startsWith(`${g}.`)) delete results[k];
       for (const [k, v] of Object.entries(figures)) results[k] = v;
       printTable(figures);
     } catch (e) {

@@ -123,6 +123,15 @@ export class VM {
     return output;
   }
 
+  /** Stops the emulated CPU (the guest sees a jump in time when it resumes). */
+  async pause(): Promise<void> {
+    await this.emulator.stop();
+  }
+
+  async resume(): Promise<void> {
+    await this.emulator.run();
+  }
+
   async saveState(): Promise<ArrayBuffer> {
     return this.emulator.save_state();
   }

@@ -172,6 +172,17 @@ for (const hot of ["wasm", "js"] as const) {
       expect([...h.mq("inflate").read(c.buffers[3]!.addr, 2)]).toEqual([0b1, 0xee]);
     });
 
+    it("bit 7: a bitmap split over two device-writable descriptors is written across both", async () => {
+      const h = await makeBalloon({ hot, accept: bits("DEVICE_INIT_ON_INFLATE") });
+      const pfns = Array.from({ length: 12 }, (_, i) => (i === 9 ? RAM_PAGES : PFN_BASE + i));
+      const c = h.send("inflate", [{ data: le32(pfns) }, { len: 1, write: true }, { len: 3, write: true, fill: 0xee }]);
+      const [u] = h.mq("inflate").used();
+      expect(u!.len).toBe(2);
+      expect(h.mq("inflate").read(c.buffers[1]!.addr, 1)[0]).toBe(0xff);
+      expect([...h.mq("inflate").read(c.buffers[2]!.addr, 3)]).toEqual([0b1101, 0xee, 0xee]);
+      expect(h.mem.dirtyCovers(c.buffers[2]!.addr, c.buffers[2]!.addr + 1)).toBe(true);
+    });
+
     it("deflate of pages never inflated is diagnosed but acknowledged; no fill on deflate", async () => {
       const h = await makeBalloon({ hot, accept: bits() });
       h.send("inflate", [{ data: le32([PFN_BASE]) }]);

@@ -6,7 +6,8 @@
  * negotiated — so v86 snapshots (which store only non-zero pages) shrink, and marked in the tracking
  * bitmap. With DEVICE_INIT_ON_INFLATE (bit 7) the chain ends in a device-writable bitmap: bit i (LSB
  * first) = PFN i was initialised; exactly ceil(N/8) bytes are written (padding bits 0) and that is the
- * used length. Otherwise the used length is 0.
+ * used length — by the hot path straight into guest RAM for Linux's one-PFN-buffer, one-bitmap-buffer
+ * layout, else merged here from per-chunk bitmaps. Otherwise the used length is 0.
  *
  * Decisions (never trust the guest, seed 004):
  *  - a readable descriptor whose length is not a multiple of 4 (so a PFN would be cut or split across
@@ -23,7 +24,7 @@
  * cleared; deflating a page never inflated → `deflate-not-inflated` (non-fatal).
  */
 import type { DescriptorChain, Segment } from "../virtio/chain.js";
-import { FILL_LIE, FILL_NO_FILL } from "../hotpath/types.js";
+import { FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING } from "../hotpath/types.js";
 import { writeSegments } from "../memory/access.js";
 import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
@@ -109,7 +110,7 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
 
   // The bitmap (bit 7) or unexpected writable descriptors.
   const need = Math.ceil(n / 8);
-  let bitmap: Uint8Array | null = null;
+  let bitmapOk = false;
   if (!bit7) {
     if (chain.writable.length > 0) {
       ctx.diag.emit("unexpected-writable", `inflate request (head ${chain.head}) has ${chain.writableBytes} device-writable bytes but DEVICE_INIT_ON_INFLATE is not negotiated; ignored, nothing written`, { head: chain.head, writableBytes: chain.writableBytes }, queue);
@@ -117,33 +118,40 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   } else if (chain.writableBytes < need) {
     ctx.diag.emit("bitmap-too-short", `inflate request (head ${chain.head}): ${n} PFNs need a ${need}-byte init bitmap, the chain has ${chain.writableBytes} device-writable bytes; no bitmap written (used length 0), pages count as not initialised`, { head: chain.head, pfns: n, needBytes: need, writableBytes: chain.writableBytes }, queue);
   } else if (n > 0) {
-    bitmap = new Uint8Array(need);
+    bitmapOk = true;
   }
+  const paddingFault = bitmapOk && ctx.faults.setPaddingBits && n % 8 !== 0;
+  // Linux's layout (one PFN buffer, one bitmap buffer of >= ceil(N/8) bytes): the hot path writes the
+  // bitmap straight into guest RAM. Other layouts are assembled from per-chunk bitmaps in scratch.
+  const direct = bitmapOk && chain.readable.length === 1 && n <= INFLATE_CHUNK && chain.writable[0]!.len >= need;
+  const bitmap = bitmapOk && !direct ? new Uint8Array(need) : null;
 
   const fill = ctx.fillByte();
   let flags = 0;
   if (fill === null) flags = FILL_NO_FILL;
-  else if (ctx.faults.lieAboutInit && bitmap) flags = FILL_LIE;
+  else if (ctx.faults.lieAboutInit && bitmapOk) flags = FILL_LIE;
+  if (direct) flags |= FILL_BITMAP_GUEST | (paddingFault ? FILL_SET_PADDING : 0);
+  const bitmapPtr = direct ? chain.writable[0]!.addr : bitmap ? ctx.bitmapScratch : 0;
 
-  let filled = 0, outOfRange = 0, firstBadIndex = -1, already = 0;
-  const scratch = ctx.bitmapScratch;
+  let filled = 0, outOfRange = 0, firstBadIndex = -1, already = 0, refusedByHotPath = false;
   for (const { addr, count, index } of pfnChunks(chain)) {
-    const r = ctx.hot.fillPfns(addr, count, fill ?? 0, bitmap ? scratch : 0, flags, ctx.tracker.ptr);
+    const r = ctx.hot.fillPfns(addr, count, fill ?? 0, bitmapPtr, flags, ctx.tracker.ptr);
     if (r.filled < 0) {
       // Cannot happen for segments checked inside RAM; never trust, never throw.
       ctx.diag.emit("chain-error", `inflate request (head ${chain.head}): PFN list at 0x${addr.toString(16)} refused by the hot path (${r.filled})`, { head: chain.head, code: r.filled }, queue);
+      refusedByHotPath = true;
       continue;
     }
     filled += r.filled;
     if (r.outOfRange > 0 && firstBadIndex < 0) firstBadIndex = index + r.firstBadIndex;
     outOfRange += r.outOfRange;
     already += r.alreadyInflated;
-    if (bitmap) mergeBits(bitmap, index, new Uint8Array(ctx.mem.memory.buffer, scratch, Math.ceil(count / 8)), count);
+    if (bitmap) mergeBits(bitmap, index, new Uint8Array(ctx.mem.memory.buffer, bitmapPtr, Math.ceil(count / 8)), count);
   }
   const valid = n - outOfRange;
   ctx.tracker.count += valid - already;
   ctx.counters.pagesInflated += valid;
-  const initialised = flags === 0 ? filled : 0;
+  const initialised = (flags & (FILL_NO_FILL | FILL_LIE)) === 0 ? filled : 0;
   if (initialised > 0 && fill !== null) countFill(ctx.counters, fill, initialised * PAGE_SIZE);
 
   diagnoseOutOfRange(ctx, chain, queue, "inflate", outOfRange, firstBadIndex);
@@ -152,8 +160,11 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   }
 
   let used = 0;
-  if (bitmap) {
-    if (ctx.faults.setPaddingBits && n % 8 !== 0) bitmap[need - 1]! |= (0xff << (n % 8)) & 0xff;
+  if (direct && !refusedByHotPath) {
+    used = need;
+    ctx.counters.bitmapsWritten++;
+  } else if (bitmap) {
+    if (paddingFault) bitmap[need - 1]! |= (0xff << (n % 8)) & 0xff;
     used = writeSegments(ctx.mem, chain.writable, bitmap);
     ctx.counters.bitmapsWritten++;
   }
