@@ -71,15 +71,10 @@ fi
 # ---------------------------------------------------------------- kernel config
 KMAKE=(make -C "$KDIR" ARCH=i386 -j"$JOBS")
 log "tinyconfig + kernel.config"
-cp "$KDIR/.config" "$BUILD/config.prev" 2>/dev/null || true
 "${KMAKE[@]}" -s tinyconfig
 (cd "$KDIR" && ARCH=i386 scripts/kconfig/merge_config.sh -m -O "$KDIR" .config "$FRAG" > "$BUILD/merge_config.log" 2>&1) \
   || { cat "$BUILD/merge_config.log"; die "merge_config.sh failed"; }
 "${KMAKE[@]}" -s olddefconfig
-# Keep .config's mtime when nothing changed, so make does not rebuild for nothing.
-if [ -f "$BUILD/config.prev" ] && cmp -s "$BUILD/config.prev" "$KDIR/.config"; then
-  touch -r "$BUILD/config.prev" "$KDIR/.config" 2>/dev/null || true
-fi
 
 missing=()
 while IFS= read -r line; do
@@ -103,6 +98,10 @@ log "building bzImage (make -j$JOBS)"
 TK0=$(date +%s)
 "${KMAKE[@]}" bzImage > "$BUILD/kernel-build.log" 2>&1 || { tail -40 "$BUILD/kernel-build.log"; die "kernel build failed (log: $BUILD/kernel-build.log)"; }
 KBUILD_SECS=$(( $(date +%s) - TK0 ))
+# The build must have used this .config: a stale include/config/auto.conf once gave a tinyconfig kernel.
+for sym in $(grep -oE '^CONFIG_[A-Z0-9_]+=y' "$FRAG"); do
+  grep -qxF "$sym" "$KDIR/include/config/auto.conf" || die "the kernel was built without $sym (stale include/config/auto.conf?)"
+done
 KREL=$(cat "$KDIR/include/config/kernel.release")
 KUTS=$(sed -n 's/^#define UTS_VERSION "\(.*\)"/\1/p' "$KDIR/include/generated/utsversion.h" 2>/dev/null || true)
 log "kernel $KREL built in ${KBUILD_SECS}s"
