@@ -15,10 +15,11 @@
  *                           init_on_alloc=1, bit 6 on vs off
  *
  * Two measures of "zeroing still paid" (zeroing_left):
- *  - time, as the issue defines it: (with - no_init) / (without - no_init), on host wall time and
- *    on host CPU time. Identically configured guests differ by tens of ms for the same step, so
- *    each variant runs on several guests and the largest gap between two guests of one variant
- *    is published beside the share (`_noise`, in share units).
+ *  - time, as the issue defines it: (with - no_init) / (without - no_init) on host wall time. One
+ *    step varies by +-20 % from sample to sample (v86's JIT, V8's GC), as much as the zeroing it
+ *    measures, so the time scenarios take many samples per variant and publish a 90 % bootstrap
+ *    interval of the share (`_ci_low`, `_ci_high`) beside it. (Host CPU time was tried and is
+ *    worse: V8 compiles v86's generated wasm on background threads.)
  *  - pages: the guest kernel counts every page its allocator zeroes (debugfs zeroed_on_alloc +
  *    zeroed_on_free, read before and after the step), which no timing noise touches.
  * In the populate scenarios the no_init boot zeroes just as much as the init_on_alloc one (x86
@@ -30,10 +31,19 @@ import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.
 import type { FeatureOffer } from "../src/balloon/features.js";
 import { instructionsSince, median, msUntil } from "./support.js";
 import { untilStable } from "../test/support/until.js";
+import { rng } from "../test/support/rng.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+// A full GC before each measured round, so V8 does not pick the middle of one.
+setFlagsFromString("--expose-gc");
+const collectGarbage = runInNewContext("gc") as () => void;
 
 const PAGES = 256 * 256;
 const GUESTS = Number(process.env.DEVINIT_GUESTS ?? 2);
-const ROUNDS = Number(process.env.DEVINIT_ROUNDS ?? 6);
+/** Measured rounds per guest; DEVINIT_ROUNDS overrides every scenario's own number. */
+const ROUNDS = process.env.DEVINIT_ROUNDS ? Number(process.env.DEVINIT_ROUNDS) : undefined;
+const BOOTSTRAP = 2000;
 /** DEVINIT_SCENARIOS=deflate,inflate runs only those. */
 const ONLY = process.env.DEVINIT_SCENARIOS?.split(",");
 const QEMU_ANCHOR = "QEMU (spec patch v3): 256 MiB allocation in a 2 GiB guest 232 -> 51 ms (-78 %)";
@@ -43,13 +53,15 @@ const DEBUGFS = "/sys/kernel/debug/virtio-balloon-devinit";
 type Variant = "with" | "without" | "no_init" | "no_init_feature";
 const VARIANTS: Variant[] = ["with", "without", "no_init", "no_init_feature"];
 interface VariantSetup { cmdline: string; features: FeatureOffer }
-interface Timing { ms: number; cpuMs?: number; instructions?: number }
+interface Timing { ms: number; instructions?: number }
 interface Sample extends Timing { zeroed: number }
 interface Scenario {
   name: string;
   memoryMiB: number;
   /** What a zero-free run would zero: the no_init boot, or nothing (see the populate note above). */
   baseline: "no_init" | "nothing";
+  /** Measured rounds per guest: many where a time share is computed, few where only pages count. */
+  rounds: number;
   variants: Record<Exclude<Variant, "no_init_feature">, VariantSetup>;
   /** One measured round: the measured step goes through `counted`. */
   round(b: BalloonVM): Promise<Sample>;
@@ -61,12 +73,6 @@ const QUIET: FeatureOffer = {
   MUST_TELL_HOST: true, STATS_VQ: false, DEFLATE_ON_OOM: false, FREE_PAGE_HINT: false, PAGE_POISON: false,
   PAGE_REPORTING: false, DEVICE_INIT_REPORTED: false, DEVICE_INIT_ON_INFLATE: false,
 };
-
-/** Host CPU ms (user + system) of this process: emulation work, without the gaps where v86 waits. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-}
 
 /** Pages the guest's page allocator has zeroed so far (patch 0001's counters). */
 async function zeroedPages(b: BalloonVM): Promise<number> {
@@ -88,10 +94,9 @@ async function counted(b: BalloonVM, step: () => Promise<Timing>): Promise<Sampl
 
 async function setTarget(b: BalloonVM, pages: number): Promise<Timing> {
   const i0 = b.adapter.instructionCounter();
-  const c0 = cpuMs();
   b.host.setTarget(pages);
   const ms = await msUntil(() => b.host.actual === pages);
-  return { ms, cpuMs: cpuMs() - c0, instructions: instructionsSince(i0, b.adapter.instructionCounter()) };
+  return { ms, instructions: instructionsSince(i0, b.adapter.instructionCounter()) };
 }
 
 /** MAP_POPULATE of 256 MiB timed by the guest's own clock. */
@@ -111,6 +116,7 @@ const SCENARIOS: Scenario[] = [
     name: "deflate",
     memoryMiB: 512,
     baseline: "no_init",
+    rounds: 16,
     variants: {
       with: { cmdline: "init_on_free=1", features: bit7 },
       without: { cmdline: "init_on_free=1", features: QUIET },
@@ -125,6 +131,7 @@ const SCENARIOS: Scenario[] = [
     name: "inflate",
     memoryMiB: 512,
     baseline: "no_init",
+    rounds: 16,
     variants: {
       with: { cmdline: "init_on_alloc=1", features: QUIET },
       without: { cmdline: "init_on_alloc=1 virtio_balloon.trust_device_init=0", features: QUIET },
@@ -142,6 +149,7 @@ const SCENARIOS: Scenario[] = [
     // Linux hands MAP_POPULATE other free pages first and the deflated ones sit unused.
     memoryMiB: 320,
     baseline: "nothing",
+    rounds: 5,
     variants: {
       with: { cmdline: "init_on_alloc=1", features: bit7 },
       without: { cmdline: "init_on_alloc=1", features: QUIET },
@@ -158,6 +166,7 @@ const SCENARIOS: Scenario[] = [
     // Linux reports only while free memory exceeds the low watermark + 128 MiB.
     memoryMiB: 512,
     baseline: "nothing",
+    rounds: 4,
     variants: {
       with: { cmdline: "init_on_alloc=1", features: bit6 },
       without: { cmdline: "init_on_alloc=1", features: reporting },
@@ -171,11 +180,16 @@ const SCENARIOS: Scenario[] = [
   },
 ];
 
-/** One round on `g` with every other guest paused, so idle guests do not share the CPU. */
+/**
+ * One round on `g` with every other guest paused, so idle guests do not share the CPU; a garbage
+ * collection first, and a moment for `g` to catch up on the timers that fired while it was paused.
+ */
 async function measureAlone(s: Scenario, g: Guest, all: Guest[]): Promise<Sample> {
   const others = all.filter((o) => o !== g);
   await Promise.all(others.map((o) => o.b.vm.pause()));
   try {
+    collectGarbage();
+    await new Promise((r) => setTimeout(r, 100));
     return await s.round(g.b);
   } finally {
     await Promise.all(others.map((o) => o.b.vm.resume()));
@@ -200,7 +214,7 @@ async function runScenario(s: Scenario): Promise<Guest[]> {
       }
     }
     for (const g of guests) await measureAlone(s, g, guests); // JIT warm-up
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < (ROUNDS ?? s.rounds); r++) {
       // Rotate who goes first, so drift on a shared machine spreads over all guests.
       for (let k = 0; k < guests.length; k++) {
         const g = guests[(k + r) % guests.length];
@@ -213,7 +227,7 @@ async function runScenario(s: Scenario): Promise<Guest[]> {
   }
 }
 
-type Measure = "ms" | "cpuMs" | "instructions" | "zeroed";
+type Measure = "ms" | "instructions" | "zeroed";
 
 /** Median over all samples of a variant, and the largest gap between two of its guests' medians. */
 function summarise(guests: Guest[], v: Variant, k: Measure): { median: number; spread: number } | undefined {
@@ -225,7 +239,25 @@ function summarise(guests: Guest[], v: Variant, k: Measure): { median: number; s
   return { median: median(all), spread: Math.max(...perGuest) - Math.min(...perGuest) };
 }
 
-const SUFFIX: Record<Measure, string> = { ms: "ms", cpuMs: "cpu_ms", instructions: "minstr", zeroed: "zeroed_pages" };
+const SUFFIX: Record<Measure, string> = { ms: "ms", instructions: "minstr", zeroed: "zeroed_pages" };
+
+/** (with - no_init) / (without - no_init) of the variants' medians. */
+function timeShare(ms: Record<"with" | "without" | "no_init", number[]>): number {
+  const m = median(ms.no_init);
+  return (median(ms.with) - m) / (median(ms.without) - m);
+}
+
+/** 90 % bootstrap interval of timeShare: each variant's samples resampled with replacement. */
+function timeShareInterval(ms: Record<"with" | "without" | "no_init", number[]>): [number, number] {
+  const next = rng(0x5eed);
+  const resample = (xs: number[]) => xs.map(() => xs[Math.floor(next() * xs.length)]!);
+  const shares: number[] = [];
+  for (let i = 0; i < BOOTSTRAP; i++) {
+    shares.push(timeShare({ with: resample(ms.with), without: resample(ms.without), no_init: resample(ms.no_init) }));
+  }
+  shares.sort((a, b) => a - b);
+  return [shares[Math.floor(0.05 * BOOTSTRAP)]!, shares[Math.floor(0.95 * BOOTSTRAP)]!];
+}
 
 export async function run(): Promise<Record<string, number>> {
   const figures: Record<string, number> = {};
@@ -245,28 +277,32 @@ export async function run(): Promise<Record<string, number>> {
     }
     const ms = (v: Variant) => at.ms[v]!.median;
     figures[`${key}_ratio`] = ms("with") / ms("without");
-    if (at.cpuMs.with) figures[`${key}_cpu_ratio`] = at.cpuMs.with.median / at.cpuMs.without!.median;
-    figures[`${key}_feature_overhead_ms`] = ms("no_init_feature") - ms("no_init");
-    // How far apart identically configured guests are: the resolution of any time share below.
+    // How far apart the medians of identically configured guests are (sampling noise included).
     const spread = Math.max(...VARIANTS.map((v) => at.ms[v]!.spread));
     figures[`${key}_guest_spread_ms`] = spread;
-    figures[`${key}_avoidable_ms`] = ms("without") - ms("no_init");
+    if (s.baseline === "no_init") {
+      // Where no_init zeroes as much as without (populate), neither of these means anything.
+      figures[`${key}_feature_overhead_ms`] = ms("no_init_feature") - ms("no_init");
+      figures[`${key}_avoidable_ms`] = ms("without") - ms("no_init");
+    }
 
     const z = (v: Variant) => at.zeroed[v]!.median;
     const zBase = s.baseline === "no_init" ? z("no_init") : 0;
     figures[`devinit.zeroing_left_${s.name}_pages`] = (z("with") - zBase) / (z("without") - zBase);
     if (s.baseline === "no_init") {
-      const share = (k: "ms" | "cpuMs") =>
-        (at[k].with!.median - at[k].no_init!.median) / (at[k].without!.median - at[k].no_init!.median);
-      figures[`devinit.zeroing_left_${s.name}`] = share("ms");
-      if (at.cpuMs.with) figures[`devinit.zeroing_left_${s.name}_cpu`] = share("cpuMs");
-      figures[`devinit.zeroing_left_${s.name}_noise`] = spread / figures[`${key}_avoidable_ms`];
+      const samples = (v: Variant) => guests.filter((g) => g.variant === v).flatMap((g) => g.samples.map((x) => x.ms));
+      const ms3 = { with: samples("with"), without: samples("without"), no_init: samples("no_init") };
+      figures[`devinit.zeroing_left_${s.name}`] = timeShare(ms3);
+      [figures[`devinit.zeroing_left_${s.name}_ci_low`], figures[`devinit.zeroing_left_${s.name}_ci_high`]] = timeShareInterval(ms3);
     }
+    const share = figures[`devinit.zeroing_left_${s.name}`];
     rows.push(
       `${s.name.padEnd(24)} with ${ms("with").toFixed(0).padStart(5)} ms  without ${ms("without").toFixed(0).padStart(5)} ms` +
         `  no_init ${ms("no_init").toFixed(0).padStart(5)} ms  ratio ${(ms("with") / ms("without")).toFixed(2)}` +
         `  zeroed pages with/without/no_init ${z("with")}/${z("without")}/${z("no_init")}` +
-        `  guest spread ${spread.toFixed(0)} ms`,
+        `  guest spread ${spread.toFixed(0)} ms` +
+        (share === undefined ? "" : `  zeroing left ${share.toFixed(2)} [90 % ${figures[`devinit.zeroing_left_${s.name}_ci_low`]!.toFixed(2)}, ${figures[`devinit.zeroing_left_${s.name}_ci_high`]!.toFixed(2)}]`) +
+        `  (pages ${figures[`devinit.zeroing_left_${s.name}_pages`]!.toFixed(4)})`,
     );
   }
   console.log(rows.join("\n"));
