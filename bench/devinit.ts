@@ -20,8 +20,11 @@
  *    measures, so the time scenarios take many samples per variant and publish a 90 % bootstrap
  *    interval of the share (`_ci_low`, `_ci_high`) beside it. (Host CPU time was tried and is
  *    worse: V8 compiles v86's generated wasm on background threads.)
+ *    The time share also charges to "zeroing" the struct-page checks that init_on_* switches on
+ *    (check_pages_enabled), which the no_init boot does not run; README shows their size.
  *  - pages: the guest kernel counts every page its allocator zeroes (debugfs zeroed_on_alloc +
- *    zeroed_on_free, read before and after the step), which no timing noise touches.
+ *    zeroed_on_free, read before and after the step), which no timing noise touches. Every page
+ *    costs one clear_page, so this is the share of the zeroing cost; the goal is judged on it.
  * In the populate scenarios the no_init boot zeroes just as much as the init_on_alloc one (x86
  * anonymous faults zero with __GFP_ZERO whatever init_on_alloc says; the counters show it), so
  * the time formula divides noise by noise. There the avoidable zeroing is all of it: the page

@@ -36,7 +36,8 @@ function readImage(dir: string, name: string, manifest: GuestManifest | null): A
  * the committed ones must match `manifest.json`.
  */
 export function loadGuestImages(opts: { dir?: string; kernel?: string; initrd?: string } = {}): GuestImages {
-  const dir = opts.dir ?? GUEST_DIR;
+  // Files are joined by concatenation: accept a directory given without its trailing slash.
+  const dir = opts.dir ? opts.dir.replace(/\/?$/, "/") : GUEST_DIR;
   let manifest: GuestManifest;
   try {
     manifest = JSON.parse(readFileSync(dir + "manifest.json", "utf8")) as GuestManifest;
