@@ -90,29 +90,31 @@ describe("zeroing the guest kernel no longer does (its allocator's own counters,
   const quiet = { features: { DEFLATE_ON_OOM: false, PAGE_REPORTING: false } };
 
   // One init_on_* per boot: with both, Linux skips init_on_alloc altogether (init_on_free already zeroed).
-  it.each([
+  for (const { init, step, counter, trust, name } of [
     { init: "init_on_alloc=1", step: "inflate", counter: "zeroed_on_alloc", trust: 1, name: "init_on_alloc=1, inflate 32 MiB, patched driver: balloon pages are not zeroed" },
     { init: "init_on_alloc=1", step: "inflate", counter: "zeroed_on_alloc", trust: 0, name: "init_on_alloc=1, inflate 32 MiB, trust_device_init=0: every balloon page is zeroed (stock)" },
     { init: "init_on_free=1", step: "deflate", counter: "zeroed_on_free", trust: 1, name: "init_on_free=1, deflate 32 MiB, bit 7: device-initialised pages are not zeroed again" },
     { init: "init_on_free=1", step: "deflate", counter: "zeroed_on_free", trust: 0, name: "init_on_free=1, deflate 32 MiB, trust_device_init=0: every page is zeroed on free (stock)" },
-  ])("$name", async ({ init, step, counter, trust }) => {
-    const b = await boot({ cmdlineExtra: `${init} virtio_balloon.trust_device_init=${trust}`, balloon: quiet });
-    try {
-      if (step === "deflate") await settle(b, MIB32);
-      const before = (await debugfs(b))[counter]!;
-      await settle(b, step === "inflate" ? MIB32 : 0);
-      const zeroed = (await debugfs(b))[counter]! - before;
-      if (trust) {
-        // Seed 001: balloon pages are not zeroed on the way in; bit 7: nor again on the way out.
-        // The allowance covers what the shell and `cat` allocate and free meanwhile.
-        expect(zeroed).toBeLessThan(MIB32 / 8);
-      } else {
-        expect(zeroed).toBeGreaterThanOrEqual(MIB32);
+  ]) {
+    it(name, async () => {
+      const b = await boot({ cmdlineExtra: `${init} virtio_balloon.trust_device_init=${trust}`, balloon: quiet });
+      try {
+        if (step === "deflate") await settle(b, MIB32);
+        const before = (await debugfs(b))[counter]!;
+        await settle(b, step === "inflate" ? MIB32 : 0);
+        const zeroed = (await debugfs(b))[counter]! - before;
+        if (trust) {
+          // Seed 001: balloon pages are not zeroed on the way in; bit 7: nor again on the way out.
+          // The allowance covers what the shell and `cat` allocate and free meanwhile.
+          expect(zeroed).toBeLessThan(MIB32 / 8);
+        } else {
+          expect(zeroed).toBeGreaterThanOrEqual(MIB32);
+        }
+      } finally {
+        await b.vm.destroy();
       }
-    } finally {
-      await b.vm.destroy();
-    }
-  });
+    });
+  }
 });
 
 describe("negotiation rules on the guest side", () => {
