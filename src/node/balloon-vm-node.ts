@@ -10,6 +10,8 @@ export interface NodeBalloonVMOptions extends VMOptions {
   initrd?: string;
   /** A directory laid out like public/guest/ (manifest.json and images) instead of the committed one. */
   imageDir?: string;
+  /** Called once the balloon is plugged in, before the guest runs: to watch events from boot on. */
+  onAttached?: (balloon: AttachedBalloon) => void;
 }
 
 export interface BalloonVM extends AttachedBalloon {
@@ -22,6 +24,7 @@ export async function startNodeBalloonVM(opts: NodeBalloonVMOptions = {}): Promi
     ...opts,
     onReady: async (emulator) => {
       attached = await attachBalloon(emulator, opts.balloon);
+      opts.onAttached?.(attached);
       await opts.onReady?.(emulator);
     },
   });
