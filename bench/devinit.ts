@@ -38,6 +38,7 @@ import type { FeatureOffer } from "../src/balloon/features.js";
 import { instructionsSince, median, msUntil } from "./support.js";
 import { untilStable } from "../test/support/until.js";
 import { rng } from "../test/support/rng.js";
+import { readDevinitDebugfs } from "../test/support/devinit-debugfs.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
@@ -55,7 +56,6 @@ const RESIDENT = process.env.DEVINIT_RESIDENT !== "0";
 /** DEVINIT_SCENARIOS=deflate,inflate runs only those. */
 const ONLY = process.env.DEVINIT_SCENARIOS?.split(",");
 const QEMU_ANCHOR = "QEMU (spec patch v3): 256 MiB allocation in a 2 GiB guest 232 -> 51 ms (-78 %)";
-const DEBUGFS = "/sys/kernel/debug/virtio-balloon-devinit";
 
 /** no_init_feature: booted without init_on_*, feature on — what the feature costs when there is nothing to skip. */
 type Variant = "with" | "without" | "no_init" | "no_init_feature";
@@ -94,13 +94,11 @@ function makeResident(b: BalloonVM): void {
 
 /** Pages the guest's page allocator has zeroed so far (patch 0001's counters). */
 async function zeroedPages(b: BalloonVM): Promise<number> {
-  const out = await b.vm.run(`cat ${DEBUGFS}`);
-  const field = (name: string) => {
-    const m = new RegExp(`^${name} (\\d+)$`, "m").exec(out);
-    if (!m) throw new Error(`${DEBUGFS} has no ${name} line (guest built without patch 0001?):\n${out}`);
-    return Number(m[1]);
-  };
-  return field("zeroed_on_alloc") + field("zeroed_on_free");
+  const d = await readDevinitDebugfs(b.vm);
+  if (d.zeroed_on_alloc === undefined || d.zeroed_on_free === undefined) {
+    throw new Error("the guest's devinit debugfs has no zeroed_on_* lines (guest built without patch 0001?)");
+  }
+  return d.zeroed_on_alloc + d.zeroed_on_free;
 }
 
 /** Runs one measured step and counts the pages the guest zeroed meanwhile (the two reads add a few). */

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNodeBalloonVM, type BalloonVM, type NodeBalloonVMOptions } from "../src/node/balloon-vm-node.js";
 import { until, untilStable } from "./support/until.js";
+import { readDevinitDebugfs } from "./support/devinit-debugfs.js";
 
 // init_on_alloc only: freed pages keep stale data, so a device that does not fill what it claims
 // leaves non-zero pages the driver's verify mode (devinit_verify=1) can see.
@@ -17,10 +18,7 @@ async function settle(b: BalloonVM, pages: number): Promise<void> {
   await until(() => b.host.actual === pages, `actual ${pages}`, 60000);
 }
 
-async function debugfs(b: BalloonVM): Promise<Record<string, number>> {
-  const text = await b.vm.run("cat /sys/kernel/debug/virtio-balloon-devinit");
-  return Object.fromEntries([...text.matchAll(/^\s*(\w+)\s+(\d+)\s*$/gm)].map((m) => [m[1], Number(m[2])]));
-}
+const debugfs = (b: BalloonVM) => readDevinitDebugfs(b.vm);
 
 /** Stale data in free memory, then a 32 MiB inflate and deflate through the device. */
 async function inflateDeflateOverStaleData(b: BalloonVM): Promise<void> {
