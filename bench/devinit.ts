@@ -86,6 +86,7 @@ const QUIET: FeatureOffer = {
  * Makes every host page behind guest RAM resident (one byte per page written back unchanged), so a
  * guest write later costs the write and not a first-touch fault of this machine's kernel or its
  * hypervisor, which come and go with the machine's memory state and swamp the zeroing measured.
+ * The bytes keep their values, so no compiled guest code goes stale (no JIT invalidation needed).
  */
 function makeResident(b: BalloonVM): void {
   const ram = b.adapter.memory.bytes();
