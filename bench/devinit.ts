@@ -74,7 +74,9 @@ interface Scenario {
   /** One measured round: the measured step goes through `counted`. */
   round(b: BalloonVM): Promise<Sample>;
 }
-interface Guest { variant: Variant; b: BalloonVM; samples: Sample[] }
+/** Samples of one variant from one guest (or, at boot, from fresh guests). */
+interface Group { variant: Variant; samples: Sample[] }
+interface Guest extends Group { b: BalloonVM }
 
 /** Only what a scenario needs, so nothing else (reports, hints, stats) runs during a measurement. */
 const QUIET: FeatureOffer = {
@@ -198,13 +200,13 @@ const SCENARIOS: Scenario[] = [
 ];
 
 /** Seed 001 at boot: each sample boots a fresh guest whose balloon target is set before the driver probes. */
-async function bootBalloonDown(rounds: number): Promise<Record<"with" | "without" | "no_init", Sample[]>> {
+async function bootBalloonDown(rounds: number): Promise<Group[]> {
   const cmdlines = { with: "init_on_alloc=1", without: "init_on_alloc=1 virtio_balloon.trust_device_init=0", no_init: "" };
-  const order = ["with", "without", "no_init"] as const;
-  const out = { with: [] as Sample[], without: [] as Sample[], no_init: [] as Sample[] };
+  const groups = (["with", "without", "no_init"] as const).map((variant) => ({ variant, samples: [] as Sample[] }));
   for (let r = 0; r < rounds; r++) {
-    for (let k = 0; k < order.length; k++) {
-      const v = order[(k + r) % order.length]!;
+    for (let k = 0; k < groups.length; k++) {
+      const g = groups[(k + r) % groups.length]!;
+      const v = g.variant as keyof typeof cmdlines;
       let start = NaN, i0 = 0, end = NaN, i1 = 0;
       collectGarbage();
       const b = await startNodeBalloonVM({
@@ -223,13 +225,13 @@ async function bootBalloonDown(rounds: number): Promise<Record<"with" | "without
       try {
         await msUntil(() => !Number.isNaN(end));
         // Everything the allocator zeroed since boot: the balloon's pages are the difference between variants.
-        out[v].push({ ms: end - start, instructions: instructionsSince(i0, i1), zeroed: await zeroedPages(b) });
+        g.samples.push({ ms: end - start, instructions: instructionsSince(i0, i1), zeroed: await zeroedPages(b) });
       } finally {
         await b.vm.destroy();
       }
     }
   }
-  return out;
+  return groups;
 }
 
 /**
@@ -282,10 +284,10 @@ async function runScenario(s: Scenario): Promise<Guest[]> {
 
 type Measure = "ms" | "instructions" | "zeroed";
 
-/** Median over all samples of a variant, and the largest gap between two of its guests' medians. */
-function summarise(guests: Guest[], v: Variant, k: Measure): { median: number; spread: number } | undefined {
-  const mine = guests.filter((g) => g.variant === v);
-  const values = (g: Guest) => g.samples.map((x) => x[k]).filter((x): x is number => x !== undefined);
+/** Median over all samples of a variant, and the largest gap between two of its groups' medians. */
+function summarise(groups: Group[], v: Variant, k: Measure): { median: number; spread: number } | undefined {
+  const mine = groups.filter((g) => g.variant === v);
+  const values = (g: Group) => g.samples.map((x) => x[k]).filter((x): x is number => x !== undefined);
   const all = mine.flatMap(values);
   if (!all.length) return undefined;
   const perGuest = mine.map((g) => median(values(g)));
@@ -312,70 +314,67 @@ function timeShareInterval(ms: Record<"with" | "without" | "no_init", number[]>)
   return [shares[Math.floor(0.05 * BOOTSTRAP)]!, shares[Math.floor(0.95 * BOOTSTRAP)]!];
 }
 
+type Summary = Record<Measure, Partial<Record<Variant, { median: number; spread: number }>>>;
+
+/**
+ * The figures every scenario has: per-variant medians, the with/without ratio and the page share
+ * (zeroed pages above `zBaseline`, with over without). Returns the summary and the table row's start.
+ */
+function commonFigures(figures: Record<string, number>, name: string, groups: Group[], baseline: Scenario["baseline"]): { at: Summary; row: string } {
+  const key = `devinit.${name}`;
+  const at = {} as Summary;
+  for (const k of Object.keys(SUFFIX) as Measure[]) {
+    at[k] = {};
+    for (const v of VARIANTS) {
+      const r = summarise(groups, v, k);
+      if (!r) continue;
+      at[k][v] = r;
+      figures[`${key}_${v}_${SUFFIX[k]}`] = k === "instructions" ? r.median / 1e6 : r.median;
+    }
+  }
+  const ms = (v: Variant) => at.ms[v]!.median;
+  const z = (v: Variant) => at.zeroed[v]!.median;
+  figures[`${key}_ratio`] = ms("with") / ms("without");
+  const zBase = baseline === "no_init" ? z("no_init") : 0;
+  figures[`devinit.zeroing_left_${name}_pages`] = (z("with") - zBase) / (z("without") - zBase);
+  const row =
+    `${name.padEnd(24)} with ${ms("with").toFixed(0).padStart(5)} ms  without ${ms("without").toFixed(0).padStart(5)} ms` +
+    `  no_init ${ms("no_init").toFixed(0).padStart(5)} ms  ratio ${figures[`${key}_ratio`]!.toFixed(2)}` +
+    `  zeroed pages with/without/no_init ${z("with")}/${z("without")}/${z("no_init")}` +
+    `  (zeroing left, pages ${figures[`devinit.zeroing_left_${name}_pages`]!.toFixed(4)})`;
+  return { at, row };
+}
+
 export async function run(): Promise<Record<string, number>> {
   const figures: Record<string, number> = {};
   const rows: string[] = [];
   for (const s of SCENARIOS.filter((x) => !ONLY || ONLY.includes(x.name))) {
     const guests = await runScenario(s);
     const key = `devinit.${s.name}`;
-    const at = {} as Record<Measure, Partial<Record<Variant, { median: number; spread: number }>>>;
-    for (const k of Object.keys(SUFFIX) as Measure[]) {
-      at[k] = {};
-      for (const v of VARIANTS) {
-        const r = summarise(guests, v, k);
-        if (!r) continue;
-        at[k][v] = r;
-        figures[`${key}_${v}_${SUFFIX[k]}`] = k === "instructions" ? r.median / 1e6 : r.median;
-      }
-    }
+    const { at, row } = commonFigures(figures, s.name, guests, s.baseline);
     const ms = (v: Variant) => at.ms[v]!.median;
-    figures[`${key}_ratio`] = ms("with") / ms("without");
     // How far apart the medians of identically configured guests are (sampling noise included).
     const spread = Math.max(...VARIANTS.map((v) => at.ms[v]!.spread));
     figures[`${key}_guest_spread_ms`] = spread;
+    let timeRow = "";
     if (s.baseline === "no_init") {
-      // Where no_init zeroes as much as without (populate), neither of these means anything.
+      // Where no_init zeroes as much as without (populate), none of these means anything.
       figures[`${key}_feature_overhead_ms`] = ms("no_init_feature") - ms("no_init");
       figures[`${key}_avoidable_ms`] = ms("without") - ms("no_init");
-    }
-
-    const z = (v: Variant) => at.zeroed[v]!.median;
-    const zBase = s.baseline === "no_init" ? z("no_init") : 0;
-    figures[`devinit.zeroing_left_${s.name}_pages`] = (z("with") - zBase) / (z("without") - zBase);
-    if (s.baseline === "no_init") {
       const samples = (v: Variant) => guests.filter((g) => g.variant === v).flatMap((g) => g.samples.map((x) => x.ms));
       const ms3 = { with: samples("with"), without: samples("without"), no_init: samples("no_init") };
-      figures[`devinit.zeroing_left_${s.name}`] = timeShare(ms3);
-      [figures[`devinit.zeroing_left_${s.name}_ci_low`], figures[`devinit.zeroing_left_${s.name}_ci_high`]] = timeShareInterval(ms3);
+      const share = timeShare(ms3);
+      const [low, high] = timeShareInterval(ms3);
+      figures[`devinit.zeroing_left_${s.name}`] = share;
+      figures[`devinit.zeroing_left_${s.name}_ci_low`] = low;
+      figures[`devinit.zeroing_left_${s.name}_ci_high`] = high;
+      timeRow = `  zeroing left ${share.toFixed(2)} [90 % ${low.toFixed(2)}, ${high.toFixed(2)}]`;
     }
-    const share = figures[`devinit.zeroing_left_${s.name}`];
-    rows.push(
-      `${s.name.padEnd(24)} with ${ms("with").toFixed(0).padStart(5)} ms  without ${ms("without").toFixed(0).padStart(5)} ms` +
-        `  no_init ${ms("no_init").toFixed(0).padStart(5)} ms  ratio ${(ms("with") / ms("without")).toFixed(2)}` +
-        `  zeroed pages with/without/no_init ${z("with")}/${z("without")}/${z("no_init")}` +
-        `  guest spread ${spread.toFixed(0)} ms` +
-        (share === undefined ? "" : `  zeroing left ${share.toFixed(2)} [90 % ${figures[`devinit.zeroing_left_${s.name}_ci_low`]!.toFixed(2)}, ${figures[`devinit.zeroing_left_${s.name}_ci_high`]!.toFixed(2)}]`) +
-        `  (pages ${figures[`devinit.zeroing_left_${s.name}_pages`]!.toFixed(4)})`,
-    );
+    rows.push(`${row}  guest spread ${spread.toFixed(0)} ms${timeRow}`);
   }
   if (!ONLY || ONLY.includes("boot_balloon_down")) {
-    const r = await bootBalloonDown(ROUNDS ?? 6);
-    const key = "devinit.boot_balloon_down";
-    const med = (v: keyof typeof r, k: Measure) => median(r[v].map((x) => x[k] ?? NaN));
-    for (const v of ["with", "without", "no_init"] as const) {
-      figures[`${key}_${v}_ms`] = med(v, "ms");
-      figures[`${key}_${v}_minstr`] = med(v, "instructions") / 1e6;
-      figures[`${key}_${v}_zeroed_pages`] = med(v, "zeroed");
-    }
-    figures[`${key}_ratio`] = med("with", "ms") / med("without", "ms");
-    const zBase = med("no_init", "zeroed");
-    // Since boot: includes init_on_alloc's zeroing of the boot's own allocations, which no balloon avoids.
-    figures["devinit.zeroing_left_boot_balloon_down_pages"] = (med("with", "zeroed") - zBase) / (med("without", "zeroed") - zBase);
-    rows.push(
-      `${"boot_balloon_down".padEnd(24)} with ${med("with", "ms").toFixed(0).padStart(5)} ms  without ${med("without", "ms").toFixed(0).padStart(5)} ms` +
-        `  no_init ${med("no_init", "ms").toFixed(0).padStart(5)} ms  ratio ${figures[`${key}_ratio`]!.toFixed(2)}` +
-        `  zeroed pages since boot with/without/no_init ${med("with", "zeroed")}/${med("without", "zeroed")}/${zBase}`,
-    );
+    // Counted since boot: includes init_on_alloc's zeroing of the boot's own allocations, which no balloon avoids.
+    rows.push(commonFigures(figures, "boot_balloon_down", await bootBalloonDown(ROUNDS ?? 6), "no_init").row);
   }
   console.log(rows.join("\n"));
   console.log(`anchor: ${QEMU_ANCHOR}`);
