@@ -6,34 +6,20 @@
  * rule so this file is the single list of every reason FEATURES_OK may stay clear.
  */
 
-/** Bit numbers. */
+import { FEATURES, type FeatureSpecName } from "../vocabulary.js";
+
+/** Bit numbers by spec name (the optional bits come from the project's vocabulary). */
 export const BALLOON_F = {
-  MUST_TELL_HOST: 0,
-  STATS_VQ: 1,
-  DEFLATE_ON_OOM: 2,
-  FREE_PAGE_HINT: 3,
-  PAGE_POISON: 4,
-  PAGE_REPORTING: 5,
-  DEVICE_INIT_REPORTED: 6,
-  DEVICE_INIT_ON_INFLATE: 7,
+  ...(Object.fromEntries(FEATURES.map((f) => [f.spec, f.bit])) as Record<FeatureSpecName, number>),
   VERSION_1: 32,
 } as const;
 
 export type BalloonFeatureName = keyof typeof BALLOON_F;
 
 /** The balloon-specific bits the host may switch on or off (VERSION_1 is always offered). */
-export type OptionalFeatureName = Exclude<BalloonFeatureName, "VERSION_1">;
+export type OptionalFeatureName = FeatureSpecName;
 
-export const OPTIONAL_FEATURES: readonly OptionalFeatureName[] = [
-  "MUST_TELL_HOST",
-  "STATS_VQ",
-  "DEFLATE_ON_OOM",
-  "FREE_PAGE_HINT",
-  "PAGE_POISON",
-  "PAGE_REPORTING",
-  "DEVICE_INIT_REPORTED",
-  "DEVICE_INIT_ON_INFLATE",
-];
+export const OPTIONAL_FEATURES: readonly OptionalFeatureName[] = FEATURES.map((f) => f.spec);
 
 /** `1n << bit` for a named feature. */
 export function featureBit(name: BalloonFeatureName): bigint {

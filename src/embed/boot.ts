@@ -7,7 +7,7 @@ import type { AttachOptions } from "../host/attach.js";
 import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
-import { FEATURES, type FeatureName } from "./features.js";
+import { FEATURES, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
 
 export type { ImageUrls, LoadProgress };
 
@@ -55,7 +55,7 @@ function balloonOptions(features: readonly FeatureName[] | undefined): AttachOpt
   const opts: AttachOptions = { statsIntervalSeconds: 1 };
   if (features) {
     const offer: NonNullable<AttachOptions["features"]> = {};
-    for (const f of FEATURES) offer[f.spec as keyof typeof offer] = features.includes(f.name);
+    for (const f of FEATURES) offer[f.spec] = features.includes(f.name);
     opts.features = offer;
   }
   return opts;
@@ -65,14 +65,6 @@ function balloonOptions(features: readonly FeatureName[] | undefined): AttachOpt
 export function hasBalloon(): boolean {
   return true;
 }
-
-/**
- * Smallest guest RAM that boots: below ~65 MiB v86 throws while copying the initramfs into memory
- * (RangeError in its kernel loader) and never becomes ready.
- */
-export const MIN_MEMORY_MIB = 72;
-/** The guest kernel has no HIGHMEM. */
-export const MAX_MEMORY_MIB = 890;
 
 export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
   checkWebAssembly();

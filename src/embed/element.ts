@@ -6,7 +6,7 @@
  *
  * Attributes (read when the element is connected):
  *   memory         guest RAM in MiB (default 128)
- *   features       balloon features offered, comma-separated (default: all but poison)
+ *   features       balloon features offered, comma-separated (default: DEFAULT_FEATURES in src/vocabulary.ts)
  *   autostart      boot at once; without it the element shows a Boot button
  *   compact        terminal only (no status bar)
  *   commands       typed into the shell once it is up; newlines separate lines
@@ -16,6 +16,7 @@
  *   font-size      terminal font size in px
  * Events: "v86-ready" (detail: the MountedVM), "v86-error" (detail: the Error).
  */
+import { ELEMENT_EVENTS } from "../vocabulary.js";
 import { mount, type MountedVM, type MountOptions } from "./mount.js";
 import { injectStyle } from "./terminal.js";
 
@@ -84,12 +85,12 @@ export class V86BalloonVMElement extends HTMLElement {
       fontSize: attr("font-size") ? Number(attr("font-size")) : undefined,
       onReady: (m) => {
         this.resolveReady(m);
-        this.dispatchEvent(new CustomEvent("v86-ready", { detail: m }));
+        this.dispatchEvent(new CustomEvent(ELEMENT_EVENTS.ready, { detail: m }));
       },
       onError: (e) => {
         this.rejectReady(e);
         this.resetReady();
-        this.dispatchEvent(new CustomEvent("v86-error", { detail: e }));
+        this.dispatchEvent(new CustomEvent(ELEMENT_EVENTS.error, { detail: e }));
       },
     };
   }

@@ -3,7 +3,7 @@ import { DEFAULT_IMAGE_BASE } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { bootGuest, LoadError, type ImageUrls } from "./boot.js";
-import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "./features.js";
+import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "../vocabulary.js";
 import { injectStyle, SerialTerminal } from "./terminal.js";
 
 export interface MountOptions {
