@@ -145,12 +145,17 @@ export class VM {
   }
 }
 
+/** v86's wasm: a path/URL v86 loads itself, or a compiled module (shared by the VMs of one page). */
+export type V86Wasm = string | (() => Promise<WebAssembly.Module>);
+
 /** Boots the guest and resolves once the shell prompt is up. */
-export async function startVM(images: GuestImages, wasmPath: string, opts: VMOptions = {}): Promise<VM> {
+export async function startVM(images: GuestImages, wasm: V86Wasm, opts: VMOptions = {}): Promise<VM> {
   const memoryMiB = opts.memoryMiB ?? 128;
   const cmdline = opts.cmdline ?? [images.cmdline, opts.cmdlineExtra].filter(Boolean).join(" ");
   const emulator = new V86({
-    wasm_path: wasmPath,
+    ...(typeof wasm === "string"
+      ? { wasm_path: wasm }
+      : { wasm_fn: async (env: WebAssembly.Imports) => (await WebAssembly.instantiate(await wasm(), env)).exports }),
     memory_size: memoryMiB << 20,
     vga_memory_size: 2 << 20,
     bios: { buffer: images.bios },

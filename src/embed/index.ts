@@ -5,7 +5,7 @@
 import { defineElement } from "./element.js";
 
 export { defineElement, V86BalloonVMElement } from "./element.js";
-export { mount, defaultImageBase, type MountOptions, type MountedVM } from "./mount.js";
+export { mount, type MountOptions, type MountedVM } from "./mount.js";
 export { bootGuest, checkWebAssembly, hasBalloon, LoadError, type BootOptions, type Booted } from "./boot.js";
 export * from "../vocabulary.js";
 export { SerialTerminal } from "./terminal.js";

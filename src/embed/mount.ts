@@ -1,5 +1,4 @@
 /** `mount(element, options)`: a terminal on a booted guest inside any element. */
-import { DEFAULT_IMAGE_BASE } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { bootGuest, LoadError, type ImageUrls } from "./boot.js";
@@ -58,13 +57,6 @@ const CSS = `
 .v86b-error { color:#ff8a80; white-space:pre-wrap; font-family:ui-monospace,monospace; font-size:12px; max-height:100%; overflow:auto; text-align:left; }
 .v86b.compact .v86b-bar { display:none; }
 `;
-
-/** Where the committed guest images are relative to this module: the site root's `guest/`. */
-export function defaultImageBase(): string {
-  if (import.meta.env.DEV) return DEFAULT_IMAGE_BASE;
-  const rel = "../guest/"; // a variable keeps the bundler from treating it as an asset
-  return new URL(rel, import.meta.url).href;
-}
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -139,7 +131,7 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
       const { vm, balloon } = await bootGuest({
         memoryMiB: memory,
         features,
-        images: { base: defaultImageBase(), ...options.images },
+        images: options.images,
         cmdlineExtra: options.cmdlineExtra,
         bootTimeoutMs: options.bootTimeoutMs,
         onProgress: (l, t) => {
