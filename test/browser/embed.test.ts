@@ -2,13 +2,9 @@
  * The embeddable element in Chromium: examples/embed.html (two VMs on one page, from the built site).
  * The library build from a plain page and a bundler is test/package.test.ts (from the installed tarball).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, ROOT, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/embed.test.ts: ${missing}`);
@@ -80,5 +76,4 @@ describe.skipIf(missing !== null)("embeddable <v86-balloon-vm> in Chromium", () 
     await server.close();
     server = undefined;
   });
-});
 });
