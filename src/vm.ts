@@ -168,7 +168,6 @@ export async function startVM(images: GuestImages, wasm: V86Wasm, opts: VMOption
     disable_mouse: true,
     disable_speaker: true,
     virtio_balloon: opts.builtinBalloon ?? false,
-    ...(opts.initialState ? { initial_state: { buffer: opts.initialState } } : {}),
   } as ConstructorParameters<typeof V86>[0]);
   const vm = new VM(emulator, opts.onSerial);
   const bootTimeoutMs = opts.bootTimeoutMs ?? 60000;
@@ -180,6 +179,16 @@ export async function startVM(images: GuestImages, wasm: V86Wasm, opts: VMOption
     });
   });
   await opts.onReady?.(emulator);
+  // Restored after onReady, not through v86's initial_state: devices plugged in there (the balloon) must
+  // exist to take their part of the state.
+  if (opts.initialState) {
+    try {
+      await emulator.restore_state(opts.initialState);
+    } catch (e) {
+      await emulator.destroy();
+      throw e;
+    }
+  }
   const prompt = vm.waitFor(PROMPT, bootTimeoutMs, "the shell prompt");
   await emulator.run();
   if (opts.initialState) {

@@ -79,6 +79,11 @@ export function featureMask(names: readonly FeatureName[]): number {
   return mask;
 }
 
+/** The device's offer (spec name -> offered) for a list of public names: exactly those bits. */
+export function featureOffer(names: readonly FeatureName[]): Record<FeatureSpecName, boolean> {
+  return Object.fromEntries(FEATURES.map((f) => [f.spec, names.includes(f.name)])) as Record<FeatureSpecName, boolean>;
+}
+
 // ---- events -----------------------------------------------------------------------------------
 
 /** Events of the balloon device and its host API (`host.on(name, fn)`; payload types in balloon/events.ts). */

@@ -7,7 +7,7 @@ import type { AttachOptions } from "../host/attach.js";
 import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
-import { FEATURES, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
+import { featureOffer, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
 
 export type { ImageUrls, LoadProgress };
 
@@ -53,11 +53,7 @@ export function checkWebAssembly(): void {
 /** BalloonOptions for the device: each feature offered or not (by spec name), stats every second. */
 function balloonOptions(features: readonly FeatureName[] | undefined): AttachOptions {
   const opts: AttachOptions = { statsIntervalSeconds: 1 };
-  if (features) {
-    const offer: NonNullable<AttachOptions["features"]> = {};
-    for (const f of FEATURES) offer[f.spec] = features.includes(f.name);
-    opts.features = offer;
-  }
+  if (features) opts.features = featureOffer(features);
   return opts;
 }
 

@@ -9,6 +9,7 @@ import { FAULTS, FEATURES } from "../vocabulary.js";
 const FAULT_USAGE = FAULTS.map((f) => ("value" in f ? `${f.name}=${f.value.syntax}` : f.name)).join(", ");
 
 export const USAGE = `usage: v86-balloon test [files/dirs/globs | guest:/path ...] [options]
+       v86-balloon snapshot --out FILE [--memory MIB] [--commands "..."]   (see v86-balloon snapshot --help)
 
 Boots the v86 Linux guest with the v86-balloon device and runs guest-side TAP test scripts.
 No files: the project's suite (guest/initramfs/tests/*.sh).
@@ -82,6 +83,7 @@ export function parseArgs(argv: string[]): RunOptions & { tapStdout?: boolean } 
 class UsageHelp extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "snapshot") return (await import("../node/snapshot-cli.js")).snapshotMain(argv.slice(1));
   if (argv[0] && argv[0] !== "test" && !argv[0].startsWith("-")) {
     process.stderr.write(`unknown command ${argv[0]}\n\n${USAGE}`);
     return 2;

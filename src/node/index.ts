@@ -6,3 +6,5 @@ export { BalloonHost, BALLOON_PAGE_SIZE, type FeatureView } from "../host/balloo
 export type * from "../host/balloon-host.js";
 export type { AttachOptions, AttachedBalloon } from "../host/attach.js";
 export * from "../vocabulary.js";
+export { makeSnapshot, type SnapshotOptions, type Snapshot } from "./snapshot.js";
+export * from "../state-file.js";
