@@ -16,7 +16,7 @@ export interface BrowserBalloonVM extends AttachedBalloon {
 }
 
 export async function startBrowserBalloonVM(opts: BrowserBalloonVMOptions = {}): Promise<BrowserBalloonVM> {
-  const images = await fetchGuestImages(opts.images, opts.onProgress);
+  const images = await fetchGuestImages(opts.images, opts.onProgress, { boot: !opts.initialState });
   let attached: AttachedBalloon | undefined;
   const vm = await startVM(images, () => compileShared(v86WasmUrl()), {
     ...opts,

@@ -136,15 +136,24 @@ function overallProgress(onProgress: LoadProgress): LoadProgress {
   };
 }
 
-export async function fetchGuestImages(given: ImageUrls = {}, progress?: LoadProgress): Promise<GuestImages> {
+/** The manifest.json of the images `given` selects (fetched once per page). */
+export async function fetchManifest(given: ImageUrls = {}): Promise<GuestManifest> {
+  const url = resolveImageUrls(given).manifest;
+  try {
+    return JSON.parse(new TextDecoder().decode(await fetchShared(url))) as GuestManifest;
+  } catch (e) {
+    throw new Error(`guest manifest ${url} could not be read: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The images for a VM. `{ boot: false }` (restoring a state) loads only the BIOS images: the kernel and
+ * initramfs are in the state's RAM, and a docs page saves their 5 MiB download.
+ */
+export async function fetchGuestImages(given: ImageUrls = {}, progress?: LoadProgress, opts: { boot?: boolean } = {}): Promise<GuestImages> {
   const urls = resolveImageUrls(given);
   const onProgress = progress && overallProgress(progress);
-  let manifest: GuestManifest;
-  try {
-    manifest = JSON.parse(new TextDecoder().decode(await fetchShared(urls.manifest))) as GuestManifest;
-  } catch (e) {
-    throw new Error(`guest manifest ${urls.manifest} could not be read: ${(e as Error).message}`);
-  }
+  const manifest = await fetchManifest(given);
   // Custom single files are used unchecked; the ones from the manifest's directory must match its sizes.
   const get = async (role: keyof typeof IMAGE_FILES) => {
     const url = urls[role];
@@ -156,6 +165,8 @@ export async function fetchGuestImages(given: ImageUrls = {}, progress?: LoadPro
     // v86 keeps (and may modify) what it is given: each VM gets its own copy of the shared bytes.
     return data.slice(0);
   };
-  const [bios, vgaBios, kernel, initrd] = await Promise.all([get("bios"), get("vgaBios"), get("kernel"), get("initrd")]);
+  const none = async () => new ArrayBuffer(0);
+  const boot = opts.boot ?? true;
+  const [bios, vgaBios, kernel, initrd] = await Promise.all([get("bios"), get("vgaBios"), boot ? get("kernel") : none(), boot ? get("initrd") : none()]);
   return { bios, vgaBios, kernel, initrd, cmdline: urls.cmdline ?? manifest.cmdline };
 }
