@@ -35,7 +35,7 @@ import {
 } from "./features.js";
 import { Hinting, type HintingState } from "./hinting.js";
 import { handleDeflate, handleInflate, INFLATE_CHUNK } from "./inflate.js";
-import { buildState, parseState, type BalloonDeviceState } from "./persist.js";
+import { buildState, parseState, type BalloonDeviceState, type ParsedState, type StateLimits } from "./persist.js";
 import { handleReport } from "./reporting.js";
 import { Stats, type StatsSample } from "./stats.js";
 
@@ -144,10 +144,11 @@ export class BalloonDevice implements VirtioDeviceBackend {
     return this.offered;
   }
 
-  validateFeatures(accepted: bigint): string | null {
+  validateFeatures(accepted: bigint, opts: { dryRun?: boolean } = {}): string | null {
     const refused = validateBalloonFeatures(accepted, this.offered);
+    if (opts.dryRun) return refused;
     this.accepted = accepted;
-    if (refused) this.diagnostics.emit("features-refused", `FEATURES_OK refused: ${refused}`, { accepted: describeFeatures(accepted) });
+    // The refusal's diagnostic comes from the transport (one per refused FEATURES_OK).
     this.events.emit("features", {
       time: this.clock.now(), offered: this.offered, accepted, negotiated: refused ? 0n : accepted,
       names: describeFeatures(accepted), refused, pages: this.numPages,
@@ -554,20 +555,31 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnosticsTotal: this.diagnostics.total,
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedBitmap: this.tracker.snapshot(),
+      faults: this.faults.save(),
     });
   }
 
   /**
-   * Restore a saveState() result. Pass the transport's live queues (already restored, `slice(0, numQueues)`)
-   * when the saved device was active, so the device is live again without a new DRIVER_OK. Throws a
-   * TypeError on a malformed state (nothing is changed then).
+   * Check a saveState() result (or its JSON form) against this device without changing anything; throws
+   * StateError with the field path under `path`. A whole balloon (transport + device) is restored through
+   * src/host/snapshot.ts, which adds the checks that need both halves.
    */
-  restoreState(state: unknown, queues?: readonly Virtqueue[]): void {
-    const s = parseState(state, this.ramPages);
-    if (s.offered !== this.offered) {
-      throw new TypeError(`balloon: saved state was made with offered features ${describeFeatures(s.offered).join(",")}, this device offers ${describeFeatures(this.offered).join(",")}`);
-    }
+  parseState(state: unknown, path = "device"): ParsedState {
+    return parseState(state, this.stateLimits, path);
+  }
+
+  /** What a saved device state must fit: this device's RAM, offer and faults. */
+  get stateLimits(): StateLimits {
+    return { ramPages: this.ramPages, offered: this.offered, hugeNumPages: this.faults.hugeNumPages };
+  }
+
+  /**
+   * Commit a parseState() result (cannot fail). Pass the transport's live queues (`slice(0, numQueues)`,
+   * already restored) when the saved device was active, so it is live again without a new DRIVER_OK.
+   */
+  applyState(s: ParsedState, queues?: readonly Virtqueue[]): void {
     this.faults.cancel();
+    this.faults.restore(s.faults);
     this.accepted = s.accepted;
     this.features = s.negotiated;
     this.numPages = s.numPages;
@@ -589,5 +601,10 @@ export class BalloonDevice implements VirtioDeviceBackend {
       this.queues = [];
     }
     this.statsq.restore(s.stats);
+  }
+
+  /** parseState + applyState (the device alone). */
+  restoreState(state: unknown, queues?: readonly Virtqueue[]): void {
+    this.applyState(this.parseState(state), queues);
   }
 }
