@@ -112,6 +112,7 @@ export function parseBalloonSlot(slot: unknown[] | null, limits: BalloonStateLim
 export function commitBalloonState(s: ParsedBalloonState, transport: VirtioPciTransport, device: BalloonDevice): void {
   transport.applyState(s.transport);
   device.applyState(s.device, transport.queues.slice(0, transport.numQueues));
+  device.resumeQueues();
 }
 
 export interface SnapshotCheck {
