@@ -8,6 +8,7 @@ import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { fetchManifest, fetchShared } from "../browser/vm-browser.js";
+import { checkBalloonSnapshot, StateError } from "../host/snapshot.js";
 import { checkStateMatches, decodeStateFile, StateFileError, type StateHeader } from "../state-file.js";
 import { DEFAULT_MEMORY_MIB, featureOffer, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
 
@@ -108,10 +109,14 @@ async function loadState(opts: BootOptions): Promise<{ header: StateHeader; v86S
     const imageSha256: Record<string, string> = {};
     for (const [file, out] of Object.entries(manifest.outputs)) imageSha256[file] = out.sha256;
     checkStateMatches(header, { memoryMiB: opts.memoryMiB, features: opts.features, imageSha256 });
+    // The device's validated restore gate, run on the file before an emulator exists (restore_state
+    // runs it again, before v86 changes anything).
+    checkBalloonSnapshot(v86State, { memoryBytes: header.memoryMiB * 1048576, features: featureOffer(header.features) });
     return { header, v86State };
   } catch (e) {
     if (e instanceof LoadError) throw e;
     if (e instanceof StateFileError) throw new LoadError("state", e.message);
+    if (e instanceof StateError) throw new LoadError("state", `the saved state was refused: ${e.message}`);
     throw new LoadError("file", (e as Error).message);
   }
 }
