@@ -14,5 +14,9 @@ export interface BundledAssets {
 }
 
 export function bundledAssets(): BundledAssets {
-  return { images: { base: `${import.meta.env.BASE_URL}guest/` }, v86Wasm: v86WasmUrl };
+  // The site build puts its modules in assets/ and public/guest/ at the site root; a variable keeps Vite
+  // from copying the directory as an asset. The dev server serves public/ at its root.
+  const fromModule = "../guest/";
+  const base = import.meta.env.DEV ? `${import.meta.env.BASE_URL}guest/` : new URL(fromModule, import.meta.url).href;
+  return { images: { base }, v86Wasm: v86WasmUrl };
 }
