@@ -1,0 +1,226 @@
+/**
+ * `<v86-balloon-vm>` on a documentation page, from the library build: restore from a balloon-compacted
+ * state (shell answers, balloon still works, kernel never downloaded), mismatched / truncated / missing
+ * states refused with a named error while the page lives on, N elements sharing one download of each
+ * file, `commands` without terminal replies, lazy start, pause off screen, no focus stealing, style
+ * isolation and theming, and removal that frees the VM.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { build } from "vite";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeSnapshot } from "../../src/node/snapshot.js";
+import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+
+const missing = chromiumMissing();
+if (missing) console.warn(`SKIP test/browser/embed-docs.test.ts: ${missing}`);
+
+const SCRIPT = `<script type="module" src="./dist/lib/v86-balloon.js"></script>`;
+const page = (body: string, head = "") =>
+  `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>docs</title>${head}${SCRIPT}\n${body}`;
+
+type VMEl = HTMLElement & {
+  ready: Promise<unknown>;
+  text(): string;
+  vm: { run(cmd: string): Promise<string>; emulator: object } | null;
+  balloon: { setTarget(p: number): void; actual: number } | null;
+  handle: { paused: boolean } | null;
+};
+
+/** Resolves once `#id` is ready (rejects with its error). */
+async function ready(p: Page, id: string, timeoutMs = 150_000): Promise<void> {
+  await p.waitForFunction((id) => customElements.get("v86-balloon-vm") && document.getElementById(id), id, { timeout: 30_000 });
+  await p.evaluate(
+    ([id, ms]) =>
+      Promise.race([
+        (document.getElementById(id as string) as VMEl).ready,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`${id} not ready after ${ms} ms`)), ms as number)),
+      ]).then(() => undefined),
+    [id, timeoutMs] as const,
+  );
+}
+
+/** The error overlay text of `#id`, once shown. */
+async function errorText(p: Page, id: string): Promise<string> {
+  const h = await p.waitForFunction((id) => {
+    const o = document.getElementById(id)?.shadowRoot?.querySelector(".v86b-overlay");
+    return o?.querySelector(".v86b-error") ? o.textContent : false;
+  }, id, { timeout: 60_000 });
+  return String(await h.jsonValue());
+}
+
+function requested(p: Page): Promise<string[]> {
+  return p.evaluate(() => performance.getEntriesByType("resource").map((e) => e.name));
+}
+
+describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
+  let dir: string;
+  let server: StaticServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "v86-balloon-docs-"));
+    // The library build beside the pages; its default images (../../public/guest/) come from the repo.
+    await build({ configFile: join(ROOT, "vite.lib.config.ts"), logLevel: "error", build: { outDir: join(dir, "dist/lib"), emptyOutDir: true } });
+    const snap = await makeSnapshot({ memoryMiB: 128, commands: "echo made > /tmp/marker" });
+    writeFileSync(join(dir, "guest.state"), snap.file);
+    writeFileSync(join(dir, "truncated.state"), snap.file.subarray(0, snap.file.length >> 1));
+    server = await serveStatic(dir, ROOT);
+    browser = await launchChromium({ viewport: { width: 1000, height: 700 } });
+  }, 400_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function open(name: string, html: string): Promise<Page> {
+    writeFileSync(join(dir, name), html);
+    const p = browser.page;
+    pageErrors(p).length = 0; // one page serves every test: each starts with no errors
+    await p.emulateMedia({ colorScheme: "dark" });
+    await p.goto(`${server.url}${name}`);
+    return p;
+  }
+
+  it("restores a saved state: the shell answers, the balloon works, the kernel is never downloaded", async () => {
+    const p = await open("state.html", page(`<v86-balloon-vm id="s" state="guest.state" autostart></v86-balloon-vm>`));
+    await ready(p, "s");
+    const out = await p.evaluate(() => (document.getElementById("s") as VMEl).vm!.run("cat /tmp/marker; echo ok"));
+    expect(out).toContain("made"); // the state's guest, not a fresh boot
+    expect(out).toContain("ok");
+    const actual = await p.evaluate(async () => {
+      const b = (document.getElementById("s") as VMEl).balloon!;
+      b.setTarget(4096);
+      const end = Date.now() + 60_000;
+      while (b.actual < 4096 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      return b.actual;
+    });
+    expect(actual).toBe(4096);
+    const urls = await requested(p);
+    expect(urls.filter((u) => /bzImage|initramfs/.test(u))).toEqual([]);
+    expect(pageErrors(p)).toEqual([]);
+  });
+
+  it("refuses mismatched, truncated and missing states by name; the page and its other VM live on", async () => {
+    const p = await open(
+      "bad.html",
+      page(`<v86-balloon-vm id="ok" state="guest.state" autostart></v86-balloon-vm>
+<v86-balloon-vm id="mem" state="guest.state" memory="96" autostart></v86-balloon-vm>
+<v86-balloon-vm id="feat" state="guest.state" features="stats" autostart></v86-balloon-vm>
+<v86-balloon-vm id="trunc" state="truncated.state" autostart></v86-balloon-vm>
+<v86-balloon-vm id="gone" state="no-such.state" autostart></v86-balloon-vm>`),
+    );
+    expect(await errorText(p, "mem")).toMatch(/saved state cannot be used.*saved with 128 MiB of guest RAM, this VM asks for 96 MiB/s);
+    expect(await errorText(p, "feat")).toMatch(/saved with balloon features ".*hinting.*", this VM offers "stats"/);
+    expect(await errorText(p, "trunc")).toMatch(/saved state cannot be used.*(truncated|not valid gzip)/s);
+    expect(await errorText(p, "gone")).toContain(`could not load the state file ${server.url}no-such.state: HTTP 404`);
+    await ready(p, "ok");
+    expect(await p.evaluate(() => (document.getElementById("ok") as VMEl).vm!.run("echo alive"))).toContain("alive");
+    expect(pageErrors(p).filter((e) => !e.includes("no-such.state"))).toEqual([]);
+  });
+
+  it("three elements fetch each file once, and commands leave no terminal replies in the shell", async () => {
+    const els = [1, 2, 3].map((i) => `<v86-balloon-vm id="v${i}" style="height:150px" state="guest.state" autostart compact commands="echo hi-$((${i} + 1))"></v86-balloon-vm>`);
+    const p = await open("three.html", page(els.join("\n")));
+    for (const i of [1, 2, 3]) await ready(p, `v${i}`);
+    for (const i of [1, 2, 3]) {
+      const text = await p.waitForFunction((i) => {
+        const t = (document.getElementById(`v${i}`) as VMEl).text();
+        return new RegExp(`hi-${i + 1}\\n`).test(t) ? t : false;
+      }, i, { timeout: 60_000 });
+      expect(String(await text.jsonValue())).not.toMatch(/\^\[|\d+;\d+R/);
+    }
+    const urls = await requested(p);
+    for (const file of ["guest.state", "v86.wasm", "bios.bin", "vgabios.bin", "manifest.json"]) {
+      expect(urls.filter((u) => u.endsWith(`/${file}`)), file).toHaveLength(1);
+    }
+  });
+
+  it("lazy starts when scrolled into view, pauses off screen, and never steals focus", async () => {
+    const p = await open(
+      "lazy.html",
+      page(`<input id="field" autofocus><div style="height:2500px"></div>
+<v86-balloon-vm id="lz" state="guest.state" lazy></v86-balloon-vm><div style="height:2500px"></div>`),
+    );
+    await p.focus("#field");
+    // Off screen: nothing starts.
+    expect(await p.evaluate(() => (document.getElementById("lz") as VMEl).vm)).toBeNull();
+    await p.evaluate(() => document.getElementById("lz")!.scrollIntoView());
+    await ready(p, "lz");
+    expect(await p.evaluate(() => document.activeElement?.id)).toBe("field");
+    await p.evaluate(() => scrollTo(0, 0));
+    await p.waitForFunction(() => (document.getElementById("lz") as VMEl).handle?.paused === true, null, { timeout: 10_000 });
+    await p.evaluate(() => document.getElementById("lz")!.scrollIntoView());
+    await p.waitForFunction(() => (document.getElementById("lz") as VMEl).handle?.paused === false, null, { timeout: 10_000 });
+    expect(await p.evaluate(() => (document.getElementById("lz") as VMEl).vm!.run("echo back"))).toContain("back");
+  });
+
+  it("keeps its styles to itself, takes --v86b-* custom properties, and follows prefers-color-scheme", async () => {
+    const p = await open(
+      "theme.html",
+      page(
+        `<v86-balloon-vm id="t" autostart state="guest.state" style="--v86b-border: rgb(1, 2, 3)"></v86-balloon-vm><div class="v86b" id="mine">page div</div>`,
+        `<style>.v86b { display: none !important; } div { color: rgb(255, 0, 0) }</style>`,
+      ),
+    );
+    await ready(p, "t");
+    const look = () =>
+      p.evaluate(() => {
+        const inner = document.getElementById("t")!.shadowRoot!.querySelector(".v86b")!;
+        const s = getComputedStyle(inner);
+        return { display: s.display, color: s.color, border: s.borderTopColor, bg: s.backgroundColor };
+      });
+    const dark = await look();
+    expect(dark.display).toBe("flex"); // the page's .v86b rule does not reach inside
+    expect(dark.color).not.toBe("rgb(255, 0, 0)");
+    expect(dark.border).toBe("rgb(1, 2, 3)");
+    expect(await p.evaluate(() => getComputedStyle(document.getElementById("mine")!).display)).toBe("none"); // ours do not leak out
+    await p.emulateMedia({ colorScheme: "light" });
+    const light = await look();
+    expect(light.bg).not.toBe(dark.bg);
+    expect(light.bg).toBe("rgb(251, 251, 253)");
+  });
+
+  it("removing the element stops its VM and frees it: 5 add/remove cycles, no growth, no errors", async () => {
+    const p = await open("cycles.html", page(`<div id="slot"></div>`));
+    const cdp = await browser.context.newCDPSession(p);
+    await cdp.send("Performance.enable");
+    const heap = async () => {
+      await cdp.send("HeapProfiler.collectGarbage");
+      const { metrics } = await cdp.send("Performance.getMetrics");
+      return metrics.find((m) => m.name === "JSHeapUsedSize")!.value / 1048576;
+    };
+    await p.evaluate(() => ((window as unknown as { refs: WeakRef<object>[] }).refs = []));
+    const levels: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await p.evaluate(() => {
+        const el = document.createElement("v86-balloon-vm");
+        el.id = "c";
+        el.setAttribute("state", "guest.state");
+        el.setAttribute("autostart", "");
+        document.getElementById("slot")!.append(el);
+      });
+      await ready(p, "c");
+      await p.evaluate(() => {
+        const el = document.getElementById("c") as VMEl;
+        (window as unknown as { refs: WeakRef<object>[] }).refs.push(new WeakRef(el.vm!.emulator));
+        el.remove();
+      });
+      levels.push(await heap());
+    }
+    // The last removal's teardown is asynchronous: collect until it is done (or 10 s).
+    let alive = -1;
+    for (const end = Date.now() + 10_000; alive !== 0 && Date.now() < end; ) {
+      await heap();
+      alive = await p.evaluate(() => (window as unknown as { refs: WeakRef<object>[] }).refs.filter((r) => r.deref()).length);
+    }
+    expect(alive, "emulators still reachable after removal").toBe(0);
+    expect(levels[4] - levels[0], `JS heap after each cycle (MiB): ${levels.map((l) => l.toFixed(1)).join(", ")}`).toBeLessThanOrEqual(20);
+    expect(pageErrors(p)).toEqual([]);
+    await cdp.detach();
+  });
+});
