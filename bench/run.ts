@@ -15,6 +15,7 @@ const GROUPS: Record<string, () => Promise<{ run(): Promise<Record<string, numbe
   devinit: () => import("./devinit.js"),
   demo: () => import("./demo.js"),
   harness: () => import("./harness.js"),
+  embed: () => import("./embed.js"),
 };
 
 const RESULTS = fileURLToPath(new URL("./results.json", import.meta.url));

@@ -1,0 +1,127 @@
+/**
+ * The embeddable element on a docs page (library build, headless Chromium) and the state files it restores:
+ *   embed.state_prompt_ms          page opened -> the shell answers `echo ok`, restored from a state file (median of 3)
+ *   embed.boot_prompt_ms           the same with a full boot, in the same run
+ *   embed.state_gzip_bytes         `snapshot --memory 128 --commands "true"` file size
+ *   embed.state_uncompacted_gzip_bytes  the same state saved without the balloon's compaction
+ *   embed.state_compaction_ratio   compacted / uncompacted gzip size (same guest, same run)
+ *   embed.state_memtouch_compaction_ratio  the same after the guest dirtied and freed 64 MiB (`memtouch 64`)
+ *   embed.page_bytes_1_element / _3_elements / _ratio   bytes transferred for a page with 1 and 3 restored elements
+ *   embed.memory_growth_5_cycles_mib   JS heap after the 5th add/remove cycle minus after the 1st (CDP Performance.getMetrics)
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page, Request } from "playwright-core";
+import { build } from "vite";
+import { makeSnapshot } from "../src/node/snapshot.js";
+import { launchChromium, ROOT, serveStatic } from "../test/browser/launcher.js";
+import { median } from "./support.js";
+
+const RUNS = 3;
+
+const html = (body: string) =>
+  `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>embed bench</title>` +
+  `<script type="module" src="./dist/lib/v86-balloon.js"></script>\n${body}`;
+
+type VMEl = HTMLElement & { ready: Promise<unknown>; vm: { run(c: string): Promise<string> } | null };
+
+/** Loads `url` and returns ms until every element answers `echo ok`. */
+async function promptMs(page: Page, url: string): Promise<number> {
+  await page.goto("about:blank");
+  const t0 = performance.now();
+  await page.goto(url);
+  await page.waitForFunction(() => customElements.get("v86-balloon-vm"), null, { timeout: 60_000 });
+  await page.evaluate(() =>
+    Promise.all(
+      [...document.querySelectorAll("v86-balloon-vm")].map(async (e) => {
+        await (e as VMEl).ready;
+        await (e as VMEl).vm!.run("echo ok");
+      }),
+    ),
+  );
+  return performance.now() - t0;
+}
+
+async function pageBytes(page: Page, url: string): Promise<number> {
+  const requests: Request[] = [];
+  const on = (r: Request) => requests.push(r);
+  page.on("request", on);
+  await promptMs(page, url);
+  page.off("request", on);
+  let bytes = 0;
+  for (const r of requests) {
+    if (!r.url().startsWith("http")) continue;
+    const s = await r.sizes();
+    bytes += s.responseBodySize + s.responseHeadersSize;
+  }
+  return bytes;
+}
+
+export async function run(): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), "v86-balloon-embed-bench-"));
+  try {
+    await build({ configFile: join(ROOT, "vite.lib.config.ts"), logLevel: "error", build: { outDir: join(dir, "dist/lib"), emptyOutDir: true } });
+    const plain = await makeSnapshot({ memoryMiB: 128, commands: "true" });
+    const dirty = await makeSnapshot({ memoryMiB: 128, commands: "memtouch 64" });
+    writeFileSync(join(dir, "guest.state"), plain.file);
+    const pages = {
+      "boot.html": `<v86-balloon-vm memory="128" autostart></v86-balloon-vm>`,
+      "state.html": `<v86-balloon-vm state="guest.state" autostart></v86-balloon-vm>`,
+      "three.html": [1, 2, 3].map(() => `<v86-balloon-vm style="height:150px" state="guest.state" autostart></v86-balloon-vm>`).join("\n"),
+      "cycles.html": `<div id="slot"></div>`,
+    };
+    for (const [name, body] of Object.entries(pages)) writeFileSync(join(dir, name), html(body));
+    const server = await serveStatic(dir, ROOT);
+    const browser = await launchChromium({ viewport: { width: 1000, height: 700 } });
+    try {
+      const page = browser.page;
+      const boot: number[] = [];
+      const state: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        state.push(await promptMs(page, `${server.url}state.html`));
+        boot.push(await promptMs(page, `${server.url}boot.html`));
+      }
+      const one = await pageBytes(page, `${server.url}state.html`);
+      const three = await pageBytes(page, `${server.url}three.html`);
+
+      await page.goto(`${server.url}cycles.html`);
+      const cdp = await browser.context.newCDPSession(page);
+      await cdp.send("Performance.enable");
+      const levels: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        await page.evaluate(async () => {
+          const el = document.createElement("v86-balloon-vm") as VMEl;
+          el.setAttribute("state", "guest.state");
+          el.setAttribute("autostart", "");
+          document.getElementById("slot")!.append(el);
+          await el.ready;
+          el.remove();
+        });
+        // The removal's teardown is asynchronous: let it finish before collecting.
+        await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+        await cdp.send("HeapProfiler.collectGarbage");
+        const { metrics } = await cdp.send("Performance.getMetrics");
+        levels.push(metrics.find((m) => m.name === "JSHeapUsedSize")!.value / 1048576);
+      }
+      await cdp.detach();
+      return {
+        "embed.state_prompt_ms": Math.round(median(state)),
+        "embed.boot_prompt_ms": Math.round(median(boot)),
+        "embed.state_gzip_bytes": plain.file.byteLength,
+        "embed.state_uncompacted_gzip_bytes": plain.uncompactedFileBytes,
+        "embed.state_compaction_ratio": plain.file.byteLength / plain.uncompactedFileBytes,
+        "embed.state_memtouch_compaction_ratio": dirty.file.byteLength / dirty.uncompactedFileBytes,
+        "embed.page_bytes_1_element": one,
+        "embed.page_bytes_3_elements": three,
+        "embed.page_bytes_ratio": three / one,
+        "embed.memory_growth_5_cycles_mib": levels[4] - levels[0],
+      };
+    } finally {
+      await browser.close();
+      await server.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
