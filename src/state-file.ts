@@ -12,6 +12,7 @@
  * A state file is untrusted input (a URL or a file a visitor picked): everything here is checked with a
  * named error and sizes are capped, before v86 or the device sees a byte.
  */
+import type { GuestManifest } from "./guest-manifest.js";
 import { featureByName, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "./vocabulary.js";
 
 export const STATE_FORMAT = 1;
@@ -45,6 +46,17 @@ export class StateFileError extends Error {
     super(message);
     this.name = "StateFileError";
   }
+}
+
+/** The header for a state saved now (the snapshot CLI and the demo's "Save to file"). */
+export function stateHeader(p: Omit<StateHeader, "format" | "created" | "images"> & { imageSha256: Record<string, string>; kernelVersion?: string }): StateHeader {
+  const { imageSha256, kernelVersion, ...rest } = p;
+  return { format: STATE_FORMAT, ...rest, images: { sha256: imageSha256, ...(kernelVersion ? { kernelVersion } : {}) }, created: new Date().toISOString() };
+}
+
+/** sha256 per image file, as a manifest.json lists them (what a page compares a state's images with). */
+export function manifestSha256(manifest: GuestManifest): Record<string, string> {
+  return Object.fromEntries(Object.entries(manifest.outputs).map(([file, out]) => [file, out.sha256]));
 }
 
 const REMAKE = "make the state again with `npx v86-balloon snapshot` for this setup";

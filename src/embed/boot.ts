@@ -9,7 +9,7 @@ import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { fetchManifest, fetchShared } from "../browser/vm-browser.js";
 import { checkBalloonSnapshot, StateError } from "../host/snapshot.js";
-import { checkStateMatches, decodeStateFile, StateFileError, type StateHeader } from "../state-file.js";
+import { checkStateMatches, decodeStateFile, manifestSha256, StateFileError, type StateHeader } from "../state-file.js";
 import { DEFAULT_MEMORY_MIB, featureOffer, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
 
 export type { ImageUrls, LoadProgress };
@@ -105,9 +105,7 @@ async function stateBytes(src: StateSource, onProgress?: LoadProgress): Promise<
 async function loadState(opts: BootOptions): Promise<{ header: StateHeader; v86State: ArrayBuffer }> {
   try {
     const { header, v86State } = await decodeStateFile(await stateBytes(opts.state!, opts.onProgress));
-    const manifest = await fetchManifest(opts.images);
-    const imageSha256: Record<string, string> = {};
-    for (const [file, out] of Object.entries(manifest.outputs)) imageSha256[file] = out.sha256;
+    const imageSha256 = manifestSha256(await fetchManifest(opts.images));
     checkStateMatches(header, { memoryMiB: opts.memoryMiB, features: opts.features, imageSha256 });
     // The device's validated restore gate, run on the file before an emulator exists (restore_state
     // runs it again, before v86 changes anything).

@@ -6,9 +6,11 @@ import { defineElement } from "./element.js";
 
 export { defineElement, V86BalloonVMElement } from "./element.js";
 export { mount, type MountOptions, type MountedVM } from "./mount.js";
-export { bootGuest, checkWebAssembly, hasBalloon, LoadError, type BootOptions, type Booted } from "./boot.js";
+export { bootGuest, checkWebAssembly, errorTitle, hasBalloon, LoadError, type BootOptions, type Booted, type StateSource } from "./boot.js";
 export * from "../vocabulary.js";
 export { SerialTerminal } from "./terminal.js";
+export { fetchManifest } from "../browser/vm-browser.js";
+export * from "../state-file.js";
 export type { BalloonLike, BalloonStatsLike } from "./balloon-types.js";
 
 defineElement();

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { IMAGE_FILES } from "../guest-manifest.js";
 import type { BalloonHost } from "../host/balloon-host.js";
-import { encodeStateFile, gzip, STATE_FORMAT, type StateHeader } from "../state-file.js";
+import { encodeStateFile, gzip, stateHeader, type StateHeader } from "../state-file.js";
 import { DEFAULT_FEATURES, DEFAULT_MEMORY_MIB, featureOffer, type FeatureName } from "../vocabulary.js";
 import { startNodeBalloonVM } from "./balloon-vm-node.js";
 import { loadGuestImages } from "./vm-node.js";
@@ -103,23 +103,19 @@ export async function makeSnapshot(opts: SnapshotOptions = {}): Promise<Snapshot
     // A clean line for the restored page: the prompt is printed again on restore.
     await vm.run("true");
     const state = await vm.saveState();
-    const header: StateHeader = {
-      format: STATE_FORMAT,
+    const header = stateHeader({
       memoryMiB,
       features,
-      images: {
-        sha256: {
-          [IMAGE_FILES.bios]: sha256(images.bios),
-          [IMAGE_FILES.vgaBios]: sha256(images.vgaBios),
-          [IMAGE_FILES.kernel]: sha256(images.kernel),
-          [IMAGE_FILES.initrd]: sha256(images.initrd),
-        },
+      imageSha256: {
+        [IMAGE_FILES.bios]: sha256(images.bios),
+        [IMAGE_FILES.vgaBios]: sha256(images.vgaBios),
+        [IMAGE_FILES.kernel]: sha256(images.kernel),
+        [IMAGE_FILES.initrd]: sha256(images.initrd),
       },
       rawBytes: state.byteLength,
       uncompactedRawBytes: uncompacted.byteLength,
       ...(opts.commands ? { commands: opts.commands } : {}),
-      created: new Date().toISOString(),
-    };
+    });
     const file = await encodeStateFile(header, state);
     const uncompactedFileBytes = (await gzip(new Uint8Array(uncompacted))).byteLength;
     return { file, header, uncompactedFileBytes };
