@@ -12,6 +12,7 @@ import type { Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeSnapshot } from "../../src/node/snapshot.js";
+import { waitElementReady } from "./embed-page.js";
 import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser, type StaticServer } from "./launcher.js";
 
 const missing = chromiumMissing();
@@ -22,25 +23,11 @@ const page = (body: string, head = "") =>
   `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>docs</title>${head}${SCRIPT}\n${body}`;
 
 type VMEl = HTMLElement & {
-  ready: Promise<unknown>;
   text(): string;
   vm: { run(cmd: string): Promise<string>; emulator: object } | null;
   balloon: { setTarget(p: number): void; actual: number } | null;
   handle: { paused: boolean } | null;
 };
-
-/** Resolves once `#id` is ready (rejects with its error). */
-async function ready(p: Page, id: string, timeoutMs = 150_000): Promise<void> {
-  await p.waitForFunction((id) => customElements.get("v86-balloon-vm") && document.getElementById(id), id, { timeout: 30_000 });
-  await p.evaluate(
-    ([id, ms]) =>
-      Promise.race([
-        (document.getElementById(id as string) as VMEl).ready,
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`${id} not ready after ${ms} ms`)), ms as number)),
-      ]).then(() => undefined),
-    [id, timeoutMs] as const,
-  );
-}
 
 /** The error overlay text of `#id`, once shown. */
 async function errorText(p: Page, id: string): Promise<string> {
@@ -88,7 +75,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
 
   it("restores a saved state: the shell answers, the balloon works, the kernel is never downloaded", async () => {
     const p = await open("state.html", page(`<v86-balloon-vm id="s" state="guest.state" autostart></v86-balloon-vm>`));
-    await ready(p, "s");
+    await waitElementReady(p, "s");
     const out = await p.evaluate(() => (document.getElementById("s") as VMEl).vm!.run("cat /tmp/marker; echo ok"));
     expect(out).toContain("made"); // the state's guest, not a fresh boot
     expect(out).toContain("ok");
@@ -118,7 +105,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     expect(await errorText(p, "feat")).toMatch(/saved with balloon features ".*hinting.*", this VM offers "stats"/);
     expect(await errorText(p, "trunc")).toMatch(/saved state cannot be used.*(truncated|not valid gzip)/s);
     expect(await errorText(p, "gone")).toContain(`could not load the state file ${server.url}no-such.state: HTTP 404`);
-    await ready(p, "ok");
+    await waitElementReady(p, "ok");
     expect(await p.evaluate(() => (document.getElementById("ok") as VMEl).vm!.run("echo alive"))).toContain("alive");
     expect(pageErrors(p).filter((e) => !e.includes("no-such.state"))).toEqual([]);
   });
@@ -126,7 +113,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
   it("three elements fetch each file once, and commands leave no terminal replies in the shell", async () => {
     const els = [1, 2, 3].map((i) => `<v86-balloon-vm id="v${i}" style="height:150px" state="guest.state" autostart compact commands="echo hi-$((${i} + 1))"></v86-balloon-vm>`);
     const p = await open("three.html", page(els.join("\n")));
-    for (const i of [1, 2, 3]) await ready(p, `v${i}`);
+    for (const i of [1, 2, 3]) await waitElementReady(p, `v${i}`);
     for (const i of [1, 2, 3]) {
       const text = await p.waitForFunction((i) => {
         const t = (document.getElementById(`v${i}`) as VMEl).text();
@@ -150,7 +137,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     // Off screen: nothing starts.
     expect(await p.evaluate(() => (document.getElementById("lz") as VMEl).vm)).toBeNull();
     await p.evaluate(() => document.getElementById("lz")!.scrollIntoView());
-    await ready(p, "lz");
+    await waitElementReady(p, "lz");
     expect(await p.evaluate(() => document.activeElement?.id)).toBe("field");
     await p.evaluate(() => scrollTo(0, 0));
     await p.waitForFunction(() => (document.getElementById("lz") as VMEl).handle?.paused === true, null, { timeout: 10_000 });
@@ -167,7 +154,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
         `<style>.v86b { display: none !important; } div { color: rgb(255, 0, 0) }</style>`,
       ),
     );
-    await ready(p, "t");
+    await waitElementReady(p, "t");
     const look = () =>
       p.evaluate(() => {
         const inner = document.getElementById("t")!.shadowRoot!.querySelector(".v86b")!;
@@ -204,7 +191,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
         el.setAttribute("autostart", "");
         document.getElementById("slot")!.append(el);
       });
-      await ready(p, "c");
+      await waitElementReady(p, "c");
       await p.evaluate(() => {
         const el = document.getElementById("c") as VMEl;
         (window as unknown as { refs: WeakRef<object>[] }).refs.push(new WeakRef(el.vm!.emulator));

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
+import { waitElementReady } from "./embed-page.js";
 import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
 
 const missing = chromiumMissing();
@@ -14,19 +15,6 @@ type VMEl = HTMLElement & {
   text(): string;
   balloon: { features: { negotiatedNames: string[] } } | null;
 };
-
-/** Waits for `<v86-balloon-vm id=...>` to be at its prompt; returns its terminal text. */
-async function waitElementReady(page: Page, id: string, timeoutMs = 180_000): Promise<void> {
-  await page.waitForFunction((id) => customElements.get("v86-balloon-vm") && document.getElementById(id), id, { timeout: 30_000 });
-  await page.evaluate(
-    ([id, ms]) =>
-      Promise.race([
-        (document.getElementById(id as string) as VMEl).ready,
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`${id} not ready after ${ms} ms`)), ms as number)),
-      ]).then(() => undefined),
-    [id, timeoutMs] as const,
-  );
-}
 
 async function waitElementText(page: Page, id: string, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
   const start = Date.now();
