@@ -94,6 +94,8 @@ await vm.destroy();
   it("(d) npx v86-balloon test runs a guest test from the installed package", () => {
     const out = run("npx", ["v86-balloon", "test", "--filter", "balloon-present"], app);
     expect(out).toMatch(/node: 1 passed, 0 failed/);
+    // The snapshot command is compiled and dispatched too (making a state is test/browser/embed-docs.test.ts's).
+    expect(run("npx", ["v86-balloon", "snapshot", "--help"], app)).toMatch(/usage: v86-balloon snapshot --out FILE/);
   });
 
   it("(e) the types resolve under moduleResolution bundler and node16", () => {
