@@ -116,6 +116,17 @@ export function resolveImageUrls(urls: ImageUrls = {}): Required<Omit<ImageUrls,
   };
 }
 
+/**
+ * Starts every download and the v86 compile at once (into the page's caches), so a restore does not wait
+ * for them one after another behind the state file; failures surface later, where the files are used.
+ */
+export function prefetch(given: ImageUrls = {}, opts: { boot?: boolean } = {}): void {
+  const urls = resolveImageUrls(given);
+  const files = [urls.manifest, urls.bios, urls.vgaBios, ...(opts.boot === false ? [] : [urls.kernel, urls.initrd])];
+  for (const url of files) fetchShared(url).catch(() => {});
+  compileShared(v86WasmUrl()).catch(() => {});
+}
+
 /** URL of v86's wasm for this page (the bundled copy). */
 export function v86WasmUrl(): string {
   return bundledAssets().v86Wasm;

@@ -7,7 +7,7 @@ import type { AttachOptions } from "../host/attach.js";
 import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
-import { fetchManifest, fetchShared } from "../browser/vm-browser.js";
+import { fetchManifest, fetchShared, prefetch } from "../browser/vm-browser.js";
 import { checkBalloonSnapshot, StateError } from "../host/snapshot.js";
 import { checkStateMatches, decodeStateFile, manifestSha256, StateFileError, type StateHeader } from "../state-file.js";
 import { DEFAULT_MEMORY_MIB, featureOffer, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
@@ -133,6 +133,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
     if (opts.state) throw new LoadError("state", `restoring the saved state failed: ${msg}`);
     throw new LoadError("boot", msg);
   };
+  prefetch(opts.images, { boot: !opts.state });
   const restored = opts.state ? await loadState(opts) : null;
   const memoryMiB = restored?.header.memoryMiB ?? opts.memoryMiB ?? DEFAULT_MEMORY_MIB;
   const { vm, balloon } = await startBrowserBalloonVM({
