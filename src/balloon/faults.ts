@@ -4,10 +4,10 @@
  * writes into a request act in inflate.ts / reporting.ts. All off by default (see BalloonFaults in
  * context.ts). Every act is counted and announced as a "fault" event, so a harness trace shows it.
  */
-import type { BalloonFaults, ConfigStorm } from "./context.js";
+import type { BalloonFaults, ConfigStorm, FaultName } from "./fault-modes.js";
 import type { BalloonClock, BalloonEvents, TypedEmitter } from "./events.js";
 
-export type FaultName = keyof BalloonFaults;
+export type { FaultName } from "./fault-modes.js";
 
 /** Fault state a snapshot keeps: chains counted per queue (dropUsedEvery), whether resetMidInflate is still armed. */
 export interface FaultState {
