@@ -16,12 +16,12 @@ import type { QueueRole } from "./features.js";
 import type { FaultInjector } from "./faults.js";
 
 /**
- * Work one notify may do before the rest of its queue is left to the next host task: 4096 pages (16 MiB
+ * Work one notify may do before the rest of its queue is left to the next host task: 2048 pages (8 MiB
  * of fill, a few ms). Linux's largest request is 256 PFNs (1 MiB), so a real driver never reaches it;
  * a chain is never split, so one notify costs at most this plus one chain (1024 PFNs, or one report of
  * non-overlapping ranges, at most guest RAM).
  */
-export const NOTIFY_WORK_BUDGET = 4096;
+export const NOTIFY_WORK_BUDGET = 2048;
 
 /** A used element waiting to be written. */
 export interface Completion { head: number; used: number }
@@ -151,7 +151,7 @@ export class QueueDispatcher {
     this.deferred.set(index, this.clock.setTimeout(() => {
       this.deferred.delete(index);
       if (this.live) this.notify(index);
-    }, 0));
+    }, 1));
   }
 
   cancelDeferred(): void {
