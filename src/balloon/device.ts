@@ -408,6 +408,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedBitmap: this.tracker.snapshot(),
       faults: this.faults.save(),
+      notifyWork: this.queues.workSeen,
     });
   }
 
@@ -432,6 +433,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   applyState(s: ParsedState, queues?: readonly Virtqueue[]): void {
     this.faults.cancel();
     this.faults.restore(s.faults);
+    Object.assign(this.queues.workSeen, s.notifyWork);
     this.accepted = s.accepted;
     this.features = s.negotiated;
     this.config.numPages = s.numPages;
