@@ -15,6 +15,8 @@
  *  - more than 256 PFNs (Linux's maximum): `too-many-pfns` warning, still handled in full;
  *  - more than 1024 PFNs (one 4 KiB page of them): `pfn-list-too-long`, the WHOLE request is refused (used 0),
  *    so one chain never costs more than 1024 page fills;
+ *  - a PFN naming a page that holds the request's own PFN list or bitmap: `request-inflates-own-buffer`,
+ *    the WHOLE request is refused (filling it would rewrite the request while it is read);
  *  - PFNs past RAM: `pfn-out-of-range` naming the first one; skipped (never written), bit 0;
  *  - bit 7 bitmap shorter than ceil(N/8): `bitmap-too-short`; NO bitmap byte is written and the used
  *    length is 0 (the driver must then treat every page as not initialised); the pages are still taken
