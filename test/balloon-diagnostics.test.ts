@@ -98,6 +98,15 @@ describe("balloon diagnostics: config", () => {
     expect(h.kinds()).toEqual(["actual-above-ram", "actual-above-target", "actual-above-inflated"]);
   });
 
+  it("field-access-not-natural: a config write across num_pages and actual changes neither", async () => {
+    const h = await scenario({ accept: bits() }, (h) => {
+      h.host.setTarget(5);
+      h.dev.writeConfig(3, 2, 0xffff);
+    });
+    expect(h.kinds()).toEqual(["field-access-not-natural"]);
+    expect([h.dev.readConfig(0, 4), h.dev.readConfig(4, 4)]).toEqual([5, 0]);
+  });
+
   it("write-to-read-only-field", async () => {
     const h = await scenario({ accept: bits("FREE_PAGE_HINT") }, (h) => {
       h.dev.writeConfig(0, 2, 0xffff);
