@@ -35,6 +35,8 @@ export interface BalloonDeviceState {
   inflatedBitmap: Uint8Array;
   /** Fault-injection counters (dropUsedEvery) and arming (resetMidInflate). */
   faults: FaultState;
+  /** counters().notifyWork, so a restored device reports what the saving one did. */
+  notifyWork: NotifyWork;
 }
 
 export interface StateParts {
@@ -54,7 +56,10 @@ export interface StateParts {
   diagnosticsByKind: Record<string, number>;
   inflatedBitmap: Uint8Array;
   faults: FaultState;
+  notifyWork: NotifyWork;
 }
+
+export interface NotifyWork { last: number; max: number; deferred: number }
 
 export function buildState(p: StateParts): BalloonDeviceState {
   return {
@@ -69,7 +74,8 @@ export function buildState(p: StateParts): BalloonDeviceState {
     counters: structuredClone(p.counters),
     diagnostics: { total: p.diagnosticsTotal, byKind: { ...p.diagnosticsByKind } },
     inflatedBitmap: p.inflatedBitmap.slice(),
-    faults: { resetArmed: p.faults.resetArmed, chainsSeen: { ...p.faults.chainsSeen } },
+    faults: { resetArmed: p.faults.resetArmed, chainsSeen: { ...p.faults.chainsSeen }, acts: { ...p.faults.acts } },
+    notifyWork: { ...p.notifyWork },
   };
 }
 
@@ -153,17 +159,26 @@ export function parseState(raw: unknown, limits: StateLimits, path = "device"): 
   if (tail !== 0 && bm[bytes - 1]! >> tail) r.fail("inflatedBitmap", `padding bits past page ${limits.ramPages} set`);
 
   const f = version >= 2 ? r.obj("faults") : null;
-  const faults: FaultState = { resetArmed: f ? f.bool("resetArmed") : true, chainsSeen: {} };
+  const faults: FaultState = { resetArmed: f ? f.bool("resetArmed") : true, chainsSeen: {}, acts: {} };
   if (f) {
     const seen = f.obj("chainsSeen");
     for (const k of Object.keys(seen.raw)) {
       if (!/^(0|[1-9]\d?)$/.test(k)) seen.fail(k, "not a queue index");
       faults.chainsSeen[Number(k)] = seen.count(k);
     }
+    // Act counters only count (they change no behaviour): any fault-option name, a count each.
+    const acts = f.obj("acts");
+    for (const k of Object.keys(acts.raw)) {
+      if (!/^[a-z][A-Za-z]{0,40}$/.test(k)) acts.fail(k, "not a fault name");
+      faults.acts[k as keyof FaultState["acts"]] = acts.count(k);
+    }
   }
 
+  const w = version >= 2 ? r.obj("notifyWork") : null;
+  const notifyWork: NotifyWork = w ? { last: w.count("last"), max: w.count("max"), deferred: w.count("deferred") } : { last: 0, max: 0, deferred: 0 };
+
   return {
-    offered, accepted, negotiated, active,
+    offered, accepted, negotiated, active, notifyWork,
     numPages, actualRaw: c.u32("actual"), actualShadow: c.u32("actualShadow"), poisonVal: c.u32("poisonVal"), poisonShadow: c.u32("poisonShadow"),
     hinting,
     stats: { intervalSeconds, heldHead, latest: latest as StatsSample | null },
