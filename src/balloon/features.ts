@@ -67,12 +67,33 @@ export function describeFeatures(bits: bigint): string[] {
  */
 export type FeatureOffer = Partial<Record<OptionalFeatureName, boolean>>;
 
+/**
+ * Features that require another (virtio 1.2 §2.2.2: a device MUST NOT offer a feature which requires
+ * another feature which was not offered). Bit 6 requires bit 5 (DEVICE_INIT patch v3, Feature bits).
+ */
+export const FEATURE_REQUIRES: Readonly<Partial<Record<OptionalFeatureName, OptionalFeatureName>>> = {
+  DEVICE_INIT_REPORTED: "PAGE_REPORTING",
+};
+
+/** The bits offered for `offer` (every bit defaults to on), with dependencies enforced: see offerProblems. */
 export function offeredFeatureBits(offer: FeatureOffer = {}): bigint {
   let bits = featureBit("VERSION_1");
   for (const name of OPTIONAL_FEATURES) {
     if (offer[name] ?? true) bits |= featureBit(name);
   }
+  for (const [name, needs] of Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][]) {
+    if (!hasFeature(bits, needs)) bits &= ~featureBit(name);
+  }
   return bits;
+}
+
+/** Features the host asked for explicitly that are not offered because a feature they need is off. */
+export function offerProblems(offer: FeatureOffer = {}): string[] {
+  const out: string[] = [];
+  for (const [name, needs] of Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][]) {
+    if (offer[name] === true && offer[needs] === false) out.push(`${name} requires ${needs}, which is switched off: ${name} is not offered`);
+  }
+  return out;
 }
 
 /** One device rule about an accepted feature set; `check` returns true when the set breaks it. */
