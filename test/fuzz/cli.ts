@@ -3,9 +3,9 @@
  *
  *   --seconds N      run for N seconds (default 60)            --requests N   or stop after N requests
  *   --seed S         first seed (default: from the clock; printed, so a run can be repeated)
- *   --mode M         mixed | notify | both (default both: the two alternate per seed)
+ *   --mode M         mixed | notify | restore | both (default both: mixed and notify alternate per slice)
  *   --minimize       shrink each new finding (ddmin) and write it as a repro case
- *   --class PREFIX   with --minimize: only the findings whose class starts with PREFIX
+ *   --class P[,P]    with --minimize: only the findings whose class starts with one of these prefixes
  *   --out DIR        where repro cases go (default: $TMPDIR/v86-balloon-fuzz)
  *   --replay FILE    replay one repro case (JSON) and print what it finds
  *   --long           the documented long run: >= 1,000,000 requests (or --seconds), plus direct hot-path
@@ -51,8 +51,8 @@ async function main(): Promise<void> {
   const requests = num("requests", long && arg("seconds") === undefined ? 1_000_000 : undefined);
   const seconds = num("seconds", requests === undefined ? 60 : undefined);
   const modeArg = arg("mode") ?? "both";
-  if (!["mixed", "notify", "both"].includes(modeArg)) {
-    console.error(`--mode ${modeArg}: expected mixed, notify or both`);
+  if (!["mixed", "notify", "restore", "both"].includes(modeArg)) {
+    console.error(`--mode ${modeArg}: expected mixed, notify, restore or both`);
     process.exit(2);
   }
   const out = arg("out") ?? join(tmpdir(), "v86-balloon-fuzz");
@@ -106,7 +106,8 @@ async function main(): Promise<void> {
 
   if (doMin && pendingRepros.length) {
     mkdirSync(out, { recursive: true });
-    for (const r of pendingRepros.filter((x) => !onlyClass || x.cls.startsWith(onlyClass))) {
+    const wanted = (cls: string) => !onlyClass || onlyClass.split(",").some((p) => cls.startsWith(p));
+    for (const r of pendingRepros.filter((x) => wanted(x.cls))) {
       const m = await minimize(r, 60_000);
       const file = join(out, `${r.cls.replace(/[^a-z0-9.-]+/gi, "_").slice(0, 80)}.json`);
       writeFileSync(file, formatRepro(m));

@@ -14,7 +14,8 @@ const PAGE = 4096;
 const C = 0x00, DEV = 0x60, NOTIFY = 0x80;
 const F_NEXT = 1, F_WRITE = 2, F_INDIRECT = 4;
 
-export type Mode = "mixed" | "notify";
+/** mixed: everything; notify: mostly chains and notifies; restore: every other step a hostile restore. */
+export type Mode = "mixed" | "notify" | "restore";
 
 interface DriverQueue { size: number; desc: number; avail: number; used: number; availIdx: number; nextDesc: number }
 
@@ -78,6 +79,7 @@ export class Generator {
       if (k < 0.985) return [{ t: "sr", fresh: this.chance(0.2) }];
       return [{ t: "mut", s: this.int(2 ** 31) }];
     }
+    if (this.mode === "restore" && this.chance(0.5)) return [{ t: "mut", s: this.int(2 ** 31) }];
     if (this.queues.length === 0 && k < 0.5) return this.negotiate(peek, this.chance(0.7));
     if (k < 0.08) return this.negotiate(peek, this.chance(0.6));
     if (k < 0.45) return this.queues.length ? this.chainsAndNotify(peek) : this.negotiate(peek, true);

@@ -11,6 +11,8 @@
 import type { RigConfig } from "./rig.js";
 
 export const PAGE = 4096;
+/** PFNs one request may carry: one 4 KiB page of le32 entries. */
+const MAX_PFNS = PAGE / 4;
 const F_NEXT = 1, F_WRITE = 2, F_INDIRECT = 4;
 const BIT = { stats: 1n, hint: 3n, poison: 4n, reporting: 5n, initReported: 6n, initOnInflate: 7n, indirect: 28n, eventIdx: 29n } as const;
 const has = (f: bigint, b: bigint) => ((f >> b) & 1n) === 1n;
@@ -179,19 +181,20 @@ export function expectNotify(ctx: NotifyContext, offset: number, width: number, 
   }
   try {
     notifyChains(ctx, e, index, role);
-    if (faultsLoosen(config)) {
-      e.predicted = null;
+    if (faultsLoosen(config)) e.predicted = null;
+    if (config.faults.resetMidInflate && role === "inflate") {
+      // The fault may take this request (not handled at all: DEVICE_NEEDS_RESET instead).
+      e.must.clear();
+      e.details.length = 0;
+      e.may = null;
     }
   } catch (x) {
     if (!(x instanceof Inexact)) throw x;
-    // Keep what was decided before the model lost track (a report's overlap must still be diagnosed).
-    const keep = x instanceof LooseUsed ? [...e.mustAny] : [];
+    // What was decided before the model lost track stays required (chains already walked were read right;
+    // a report's overlap must still be diagnosed); what follows is only bounded.
     e.predicted = null;
     e.allowed.push([0, config.ram]);
     e.may = null;
-    e.must.clear();
-    e.mustAny = keep;
-    e.details.length = 0;
   }
   return e;
 }
@@ -253,7 +256,7 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     } else if (role === "reporting") {
       used = report(rd, wr, wrBytes);
     } else if (role === "free-page") {
-      for (const k of ["hint-cmd-id-bad-size", "hint-cmd-id-repeated", "hint-cmd-id-mismatch", "hint-pages-ignored", "range-not-page-aligned"]) may.add(k);
+      for (const k of ["hint-cmd-id-bad-size", "hint-cmd-id-repeated", "hint-cmd-id-mismatch", "hint-pages-ignored", "range-not-page-aligned", "ranges-overlap"]) may.add(k);
       for (const s of wr) { write(s.addr, s.len); e.loose.push([s.addr, s.addr + s.len]); sh.forget(s.addr, s.len); }
       used = 0;
     } else {
@@ -277,11 +280,15 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
 
   function pfnRequest(r: string, rd: Seg[], wr: Seg[], wrBytes: number): number {
     const bit7 = has(pre.negotiated, BIT.initOnInflate);
-    if (rd.some((s) => s.len % 4 !== 0)) {
-      e.must.add("pfn-buffer-misaligned");
-      if (wr.length && (r === "deflate" || !bit7)) e.must.add("unexpected-writable");
+    const refuse = (kind: string) => {
+      e.must.add(kind);
+      if (wr.length && r === "deflate") e.must.add("unexpected-writable");
+      else if (wr.length && !bit7) may.add("unexpected-writable");
       return 0;
-    }
+    };
+    if (rd.some((s) => s.len % 4 !== 0)) return refuse("pfn-buffer-misaligned");
+    // A list longer than one 4 KiB driver page of PFNs is refused whole (bounds the work of one chain).
+    if (rd.reduce((a, s) => a + s.len, 0) / 4 > MAX_PFNS) return refuse("pfn-list-too-long");
     const pfns = readPfns(rd);
     const n = pfns.length;
     if (n === 0) e.must.add("pfn-buffer-empty");

@@ -21,7 +21,9 @@ export type Op =
   /** Save the device's state and restore it (into the same device, or into a freshly built one). */
   | { t: "sr"; fresh?: boolean }
   /** Save, mutate with seed `s` into a hostile or truncated state, restore. */
-  | { t: "mut"; s: number };
+  | { t: "mut"; s: number }
+  /** Restore exactly this state (JSON text and bitmap hex): a `mut` made concrete for a repro case. */
+  | { t: "restore"; j: string; b: string };
 
 export const isRequest = (op: Op): boolean => op.t !== "m" && op.t !== "f";
 

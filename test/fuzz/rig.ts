@@ -8,11 +8,12 @@ import { BalloonDevice, type BalloonOptions } from "../../src/balloon/device.js"
 import type { BalloonDiagnostic } from "../../src/balloon/diagnostics.js";
 import type { BalloonFaults } from "../../src/balloon/context.js";
 import type { FeatureOffer } from "../../src/balloon/features.js";
-import { stateFromJSON, stateToJSON } from "../../src/balloon/persist.js";
+import { stateToJSON } from "../../src/balloon/persist.js";
 import { BalloonHost } from "../../src/host/balloon-host.js";
 import { loadHotPath, referenceHotPath, type HotPath } from "../../src/hotpath/hotpath.js";
 import type { PciDeviceRegistration, PciHost } from "../../src/virtio/pci-host.js";
-import { VirtioPciTransport, type TransportState } from "../../src/virtio/pci-transport.js";
+import { VirtioPciTransport } from "../../src/virtio/pci-transport.js";
+import { commitBalloonState, liveLimits, parseBalloonSlot, saveBalloonSlot } from "../../src/host/snapshot.js";
 import { FakeClock } from "../balloon-harness.js";
 import { createFuzzMemory, type FuzzMemory } from "./memory.js";
 
@@ -102,7 +103,7 @@ export class Rig {
     const device = this.device;
     this.transport = new VirtioPciTransport(this.pci, mem, counted, device, {
       pciId: 0x0e << 3, port: 0x9000, name: "virtio-balloon",
-      onDiagnostic: (d) => device.diagnostics.emit(d.kind, d.message, { source: "transport" }),
+      onDiagnostic: (d) => device.diagnostics.emit(d.kind, d.message, { source: "transport", ...d.detail }),
     });
     this.device.on("diagnostic", (d) => this.diags.push(d));
     this.host = new BalloonHost(this.device);
@@ -120,15 +121,19 @@ export class Rig {
 
   /** What the VM's snapshot hook saves (src/host/attach.ts). */
   save(): SavedState {
-    const { inflatedBitmap, ...rest } = this.device.saveState();
-    return { json: JSON.stringify({ transport: this.transport.saveState(), device: rest }), bitmap: inflatedBitmap };
+    const [json, bitmap] = saveBalloonSlot(this.transport, this.device) as [string, Uint8Array];
+    return { json, bitmap };
   }
 
-  /** What the VM's snapshot hook restores (src/host/attach.ts): throws if the state is refused. */
+  /** What the VM's snapshot hook restores (src/host/attach.ts): parse and check all, then commit; throws if refused. */
   restore(s: SavedState): void {
-    const saved = JSON.parse(s.json) as { transport: TransportState; device: object };
-    this.transport.restoreState(saved.transport);
-    this.device.restoreState({ ...saved.device, inflatedBitmap: s.bitmap }, this.transport.queues.slice(0, this.transport.numQueues));
+    const parsed = parseBalloonSlot([s.json, s.bitmap], liveLimits(this.transport, this.device));
+    commitBalloonState(parsed, this.transport, this.device);
+  }
+
+  /** Chains the driver made available that the device has not taken yet (a restore picks them up). */
+  pendingChains(): number {
+    return this.transport.queues.reduce((n, q) => n + q.pending(), 0);
   }
 
   /** Everything observable about the device but guest RAM: registers, queues, config, counters, timers. */
@@ -157,5 +162,3 @@ export class Rig {
     return this.diags.splice(0);
   }
 }
-
-export { stateFromJSON };

@@ -4,7 +4,7 @@
  */
 import { Session, type Finding } from "./engine.js";
 import { Generator, randomConfig, type Mode } from "./gen.js";
-import { isRequest, type Op } from "./ops.js";
+import { isRequest, toHex, type Op } from "./ops.js";
 import type { RigConfig } from "./rig.js";
 import { rng } from "../support/rng.js";
 
@@ -122,12 +122,26 @@ export async function minimize(repro: Repro, budgetMs = 30_000): Promise<Repro> 
       n = Math.min(ops.length, n * 2);
     }
   }
+  ops = await concretize(repro.config, ops);
   const last = (await replay(repro.config, ops)).find((f) => f.cls === repro.cls);
   return { ...repro, message: last?.message ?? repro.message, ops };
 }
 
 export function requestCount(ops: readonly Op[]): number {
   return ops.filter(isRequest).length;
+}
+
+/** The same sequence with every seeded hostile restore (`mut`) replaced by the exact state it restored. */
+export async function concretize(config: RigConfig, ops: readonly Op[]): Promise<Op[]> {
+  const session = await Session.create(config);
+  const out: Op[] = [];
+  for (const op of ops) {
+    await session.apply(op);
+    const st = session.lastRestored;
+    out.push(op.t === "mut" && st ? { t: "restore", j: st.json, b: toHex(st.bitmap) } : op);
+    session.lastRestored = null;
+  }
+  return out;
 }
 
 /** A repro case as JSON with one operation per line (readable in a diff, one op per register write). */
