@@ -4,8 +4,8 @@
  * from the kernel's own printk timestamps (CONFIG_PRINTK_TIME) and host time at the first serial byte.
  */
 import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
-import { waitReady } from "../test/browser/demo-page.js";
-import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../test/browser/launcher.js";
+import { waitReady } from "../devkit/demo-page.js";
+import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../devkit/browser.js";
 import { median } from "./support.js";
 
 const BOOTS = 3;

@@ -8,8 +8,8 @@
  *   demo.inflate_mib_s    balloon growth seen by the page during that window
  */
 import type { Page, Request } from "playwright-core";
-import { waitReady } from "../test/browser/demo-page.js";
-import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../test/browser/launcher.js";
+import { waitReady } from "../devkit/demo-page.js";
+import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../devkit/browser.js";
 import { median } from "./support.js";
 
 const MEMORY_MIB = 128;

@@ -36,9 +36,9 @@
 import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
 import type { FeatureOffer } from "../src/balloon/features.js";
 import { instructionsSince, median, msUntil } from "./support.js";
-import { untilStable } from "../test/support/until.js";
-import { rng } from "../test/support/rng.js";
-import { readDevinitDebugfs } from "../test/support/devinit-debugfs.js";
+import { untilStable } from "../devkit/until.js";
+import { rng } from "../devkit/rng.js";
+import { readDevinitDebugfs } from "../devkit/devinit-debugfs.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 

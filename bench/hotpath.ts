@@ -12,10 +12,10 @@
  * Each figure: 1 warm-up, then >= 7 alternating rounds, median.
  */
 import { pathToFileURL } from "node:url";
-import { createTestMemory } from "../src/memory/test-memory.js";
+import { createWasmGuestMemory } from "../src/memory/wasm-memory.js";
 import type { GuestMemory } from "../src/memory/guest-memory.js";
 import { loadHotPath, referenceHotPath, type HotPath } from "../src/hotpath/hotpath.js";
-import { rng } from "../test/support/rng.js";
+import { rng } from "../devkit/rng.js";
 
 const MiB = 1 << 20;
 const FILL_BYTES = 256 * MiB;
@@ -47,7 +47,7 @@ export function linuxLikePfns(seed = 1): Uint32Array {
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
 export async function run(): Promise<Record<string, number>> {
-  const tm = createTestMemory(FILL_BYTES + MiB, { scratch: 2 * MiB });
+  const tm = createWasmGuestMemory(FILL_BYTES + MiB, { scratch: 2 * MiB });
   let dirtyCalls = 0; // counted, not reported
   // A cheap counter stands in for v86's jit_dirty_cache (the test memory's recorder would dominate).
   const mem: GuestMemory = { memory: tm.memory, base: tm.base, size: tm.size, bytes: () => tm.bytes(),

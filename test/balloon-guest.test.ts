@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
 import type { BalloonDiagnostic } from "../src/balloon/diagnostics.js";
 import { until } from "./support/until.js";
+import { editBalloonJson } from "./support/v86-state.js";
 
 const MiB = 256; // pages per MiB
 
@@ -44,8 +45,11 @@ describe("Linux driver, DEFLATE_ON_OOM off (MemTotal moves)", () => {
   beforeAll(async () => {
     // 256 MiB: Linux reports free pages only while free memory exceeds the low watermark plus
     // 32 x 4 MiB (PAGE_REPORTING_CAPACITY << pageblock_order), which a 128 MiB guest never has.
-    b = await startNodeBalloonVM({ memoryMiB: 256, balloon: { features: { DEFLATE_ON_OOM: false } } });
-    b.host.on("diagnostic", (d) => diags.push(d));
+    // Subscribed from attach: feature negotiation and Linux's probe are checked too.
+    b = await startNodeBalloonVM({
+      memoryMiB: 256, balloon: { features: { DEFLATE_ON_OOM: false } },
+      onAttached: (a) => a.host.on("diagnostic", (d) => diags.push(d)),
+    });
   });
   afterAll(async () => b?.vm.destroy());
 
@@ -123,10 +127,17 @@ describe("Linux driver, DEFLATE_ON_OOM off (MemTotal moves)", () => {
     expect(b.host.inflatedPages).toBe(4 * MiB);
     expect((await b.vm.run("echo alive")).trim()).toBe("alive");
     await settle(b, 16 * MiB);
+    // A state whose balloon part is bad is refused before v86 restores anything: the VM runs on as it was.
+    const bad = editBalloonJson(await b.vm.saveState(), (j) => { j.transport = { ...j.transport, queueSelect: 0.5 }; });
+    await expect(b.vm.restoreState(bad)).rejects.toThrow(/transport\.queueSelect/);
+    expect(b.host.actual).toBe(16 * MiB);
+    expect((await b.vm.run("echo still alive")).trim()).toBe("still alive");
     await settle(b, 0);
   });
 
-  it("saw no driver-side violation from the stock driver", () => {
+  it("saw no driver-side violation from the driver, from attach on (Linux's early stats notify is classified tolerated)", () => {
+    // Precondition: the subscription saw the probe (Linux kicks its first stats buffer before DRIVER_OK).
+    expect(diags.filter((d) => d.kind === "notify-before-driver-ok").map((d) => d.severity)).toEqual(["tolerated"]);
     const violations = diags.filter((d) => d.severity === "violation");
     expect(violations).toEqual([]);
   });
@@ -134,8 +145,12 @@ describe("Linux driver, DEFLATE_ON_OOM off (MemTotal moves)", () => {
 
 describe("Linux driver with page_poison=1 and DEFLATE_ON_OOM", () => {
   let b: BalloonVM;
+  const diags: BalloonDiagnostic[] = [];
   beforeAll(async () => {
-    b = await startNodeBalloonVM({ memoryMiB: 96, cmdlineExtra: "page_poison=1" });
+    b = await startNodeBalloonVM({
+      memoryMiB: 96, cmdlineExtra: "page_poison=1",
+      onAttached: (a) => a.host.on("diagnostic", (d) => diags.push(d)),
+    });
   });
   afterAll(async () => b?.vm.destroy());
 
@@ -164,5 +179,10 @@ describe("Linux driver with page_poison=1 and DEFLATE_ON_OOM", () => {
     expect(out).toMatch(/memtouch: \d+ MiB in/);
     expect(b.host.counters().pagesDeflated).toBeGreaterThan(0);
     expect(b.host.actual).toBeLessThan(48 * MiB);
+  });
+
+  it("saw no violation from attach on (negotiation with PAGE_POISON included)", () => {
+    expect(diags.some((d) => d.kind === "notify-before-driver-ok")).toBe(true);
+    expect(diags.filter((d) => d.severity === "violation")).toEqual([]);
   });
 });

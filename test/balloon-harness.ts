@@ -8,7 +8,7 @@ import type { BalloonClock } from "../src/balloon/events.js";
 import { featureBit, queueLayout, type QueueRole } from "../src/balloon/features.js";
 import { BalloonHost } from "../src/host/balloon-host.js";
 import { loadHotPath, referenceHotPath, type HotPath } from "../src/hotpath/hotpath.js";
-import { createTestMemory, type TestMemory } from "../src/memory/test-memory.js";
+import { createTestMemory, type TestMemory } from "./support/test-memory.js";
 import type { VirtioTransportHandle } from "../src/virtio/device-backend.js";
 import { Virtqueue } from "../src/virtio/virtqueue.js";
 import { MockQueue, type BufSpec, type ChainInfo } from "./support/mock-driver.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createTestMemory, type TestMemory } from "../src/memory/test-memory.js";
+import { createTestMemory, type TestMemory } from "./support/test-memory.js";
 import { loadHotPath, referenceHotPath, WALK_ERRORS, type HotPath } from "../src/hotpath/hotpath.js";
 import { CHAIN_ERROR_KINDS, ChainError, type ChainErrorKind, Virtqueue } from "../src/virtio/virtqueue.js";
 import { MockQueue, VIRTQ_DESC_F_INDIRECT as IND, VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from "./support/mock-driver.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createTestMemory, type TestMemory } from "../src/memory/test-memory.js";
+import { createTestMemory, type TestMemory } from "./support/test-memory.js";
 import {
   FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING, loadHotPath, referenceHotPath, type HotPath,
 } from "../src/hotpath/hotpath.js";

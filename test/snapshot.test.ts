@@ -10,6 +10,7 @@ import { bits, FakeClock, le32, PAGE, PFN_BASE, RAM, statsBuf } from "./balloon-
 import { MockQueue } from "./support/mock-driver.js";
 import { FakePci } from "./support/pci-driver.js";
 import { createTestMemory } from "./support/test-memory.js";
+import { balloonOnlyFile } from "./support/v86-state.js";
 
 const A_D = STATUS.ACKNOWLEDGE | STATUS.DRIVER;
 const C = BAR_LAYOUT.common.offset;
@@ -92,6 +93,16 @@ describe("snapshot: restore as one validated unit", () => {
     expect(b.save()).toEqual(slot);
     expect(b.dev.live).toBe(true);
     expect(b.dev.latestStats!.values.MEMFREE).toBe(42);
+  });
+
+  it("a driver accepting the transport's INDIRECT_DESC still gets a restorable snapshot", () => {
+    const a = rig();
+    a.driver.bringUp(bits("STATS_VQ") | (1n << 28n), 3);
+    expect(a.t.negotiated & (1n << 28n)).toBe(1n << 28n); // precondition: negotiated
+    expect(a.dev.negotiatedBits & (1n << 28n)).toBe(0n); // the device sees only its own features
+    const b = rig({}, a.mem);
+    b.restore(a.save());
+    expect(b.t.queues[0]!.allowIndirect).toBe(true);
   });
 
   it("keeps a notification made before DRIVER_OK: the restored device sees the stats buffer at DRIVER_OK", () => {
@@ -181,38 +192,21 @@ describe("snapshot: restore as one validated unit", () => {
     a.mqs.get(0)!.addChain([{ data: le32([PFN_BASE + 9]) }]);
     b.driver.notify(0);
     expect(b.dev.counters().faults.dropUsedEvery).toBe(1); // the 4th chain, counted across the snapshot
-    expect(b.dev.counters().faults.resetMidInflate).toBeUndefined();
+    expect(b.dev.counters().faults.resetMidInflate).toBe(1); // the saved count; it did not act again
     expect(b.r(C + 0x14, 1) & STATUS.DEVICE_NEEDS_RESET).toBe(0);
   });
 });
 
 describe("checkBalloonSnapshot: the gate for a state file, without an emulator", () => {
-  /** A v86 0.5 state file (header, info JSON, buffers) holding `slot` in the balloon's slot 100. */
-  function v86File(slot: [string, Uint8Array] | null): ArrayBuffer {
-    const state: unknown[] = [];
-    state[100] = slot ? [slot[0], { __state_type__: 5, buffer_id: 0 }] : undefined;
-    const info = new TextEncoder().encode(JSON.stringify({ state, buffer_infos: slot ? [{ offset: 0, length: slot[1].length }] : [] }));
-    const start = (16 + info.length + 3) & ~3;
-    const out = new Uint8Array(start + (slot ? slot[1].length : 0));
-    const dv = new DataView(out.buffer);
-    dv.setUint32(0, 0x86768676, true);
-    dv.setInt32(4, 6, true);
-    dv.setUint32(8, out.length, true);
-    dv.setInt32(12, info.length, true);
-    out.set(info, 16);
-    if (slot) out.set(slot[1], start);
-    return out.buffer;
-  }
-
   it("accepts a good state, refuses a bad one by path, a foreign file at path v86", () => {
     const a = rig();
     a.driver.bringUp(bits("STATS_VQ"), 3);
     const good = a.save();
-    expect(checkBalloonSnapshot(v86File(good), { memoryBytes: RAM })).toEqual({ checked: true, negotiated: ["STATS_VQ"], live: true });
-    expect(() => checkBalloonSnapshot(v86File(good), { memoryBytes: 2 * RAM })).toThrow(/device\.inflatedBitmap/);
-    expect(() => checkBalloonSnapshot(v86File(good), { memoryBytes: RAM, features: { STATS_VQ: false } })).toThrow(StateError);
-    expect(() => checkBalloonSnapshot(v86File(edit(good, (j) => { j.transport.status = 0x30; })), { memoryBytes: RAM })).toThrow(/transport\.status/);
-    expect(() => checkBalloonSnapshot(v86File(null), { memoryBytes: RAM })).toThrow(/balloon/);
+    expect(checkBalloonSnapshot(balloonOnlyFile(good), { memoryBytes: RAM })).toEqual({ checked: true, negotiated: ["STATS_VQ"], live: true });
+    expect(() => checkBalloonSnapshot(balloonOnlyFile(good), { memoryBytes: 2 * RAM })).toThrow(/device\.inflatedBitmap/);
+    expect(() => checkBalloonSnapshot(balloonOnlyFile(good), { memoryBytes: RAM, features: { STATS_VQ: false } })).toThrow(StateError);
+    expect(() => checkBalloonSnapshot(balloonOnlyFile(edit(good, (j) => { j.transport.status = 0x30; })), { memoryBytes: RAM })).toThrow(/transport\.status/);
+    expect(() => checkBalloonSnapshot(balloonOnlyFile(null), { memoryBytes: RAM })).toThrow(/balloon/);
     expect(() => checkBalloonSnapshot(new ArrayBuffer(64), { memoryBytes: RAM })).toThrow(/^bad saved state: v86:/);
     const zstd = new Uint8Array(64);
     new DataView(zstd.buffer).setUint32(0, 0xfd2fb528, true);

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { StateError } from "../src/virtio/state.js";
-import { createTestMemory, type TestMemory } from "../src/memory/test-memory.js";
+import { createTestMemory, type TestMemory } from "./support/test-memory.js";
 import { loadHotPath, referenceHotPath, type HotPath } from "../src/hotpath/hotpath.js";
 import { ChainError, Virtqueue } from "../src/virtio/virtqueue.js";
 import { MockQueue, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "./support/mock-driver.js";

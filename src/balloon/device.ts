@@ -1,33 +1,31 @@
 /**
- * The virtio memory balloon device (type 5) as a `VirtioDeviceBackend` for the virtio-pci transport.
- * This file only WIRES the concerns, each in its own file:
+ * The virtio memory balloon device (type 5): the `VirtioDeviceBackend` the virtio-pci transport drives
+ * (features, activation, reset, save/restore) and the host-facing API `BalloonHost` uses (target,
+ * counters, stats, hinting, events). The concerns live in their own files:
+ *   config.ts     the device configuration, as a table of fields
+ *   dispatch.ts   what one notify does: chains to handlers, used elements, bounded work per notify
  *   features.ts   feature bits, offer, FEATURES_OK rules, queue numbering
  *   inflate.ts    inflate / deflate path (fill through the hot path, init bitmap, tracking)
- *   reporting.ts  free page reporting (+ bit 6 used length)
+ *   reporting.ts  free page reporting (+ bit 6 used length); ranges.ts: the ranges' checks
  *   hinting.ts    free page hinting cycles
  *   stats.ts      statistics queue + polling
  *   diagnostics.ts  named bad-input kinds and the conformance rules they report
- *   persist.ts    save / restore
+ *   persist.ts    save / restore (parse, then apply)
  *   faults.ts     fault injection on delivery, interrupts, num_pages and reset (off by default)
- *
- * Config layout (le, 16 bytes): num_pages u32 @0 (device-written; driver writes ignored + diagnosed),
- * actual u32 @4 (driver-written; committed when the write covers its most significant byte, as the
- * legacy rule asks), free_page_hint_cmd_id u32 @8 (read-only to the driver), poison_val u32 @12
- * (driver-written; used only with PAGE_POISON).
- *
- * Guest input never throws out of the device: malformed chains come back used with length 0 and a
- * diagnostic; a broken avail ring (idx jump) sets DEVICE_NEEDS_RESET.
  */
 import type { GuestMemory } from "../memory/guest-memory.js";
 import type { HotPath } from "../hotpath/hotpath.js";
 import type { VirtioDeviceBackend, VirtioTransportHandle } from "../virtio/device-backend.js";
-import { ChainError, type DescriptorChain, type Virtqueue } from "../virtio/virtqueue.js";
+import type { Virtqueue } from "../virtio/virtqueue.js";
 import {
   fillByteFor, InflateTracker, newCounters, PAGE_SIZE,
-  type BalloonFaults, type DeviceCounters, type HandlerContext, type WorkMeter,
+  type DeviceCounters, type HandlerContext, type WorkMeter,
 } from "./context.js";
 import { DiagnosticSink, type BalloonDiagnostic } from "./diagnostics.js";
-import { FaultInjector, HUGE_NUM_PAGES, type FaultName } from "./faults.js";
+import { BALLOON_CONFIG_SIZE, BalloonConfig } from "./config.js";
+import { QueueDispatcher } from "./dispatch.js";
+import type { BalloonFaults, FaultName } from "./fault-modes.js";
+import { FaultInjector, HUGE_NUM_PAGES } from "./faults.js";
 import { systemClock, TypedEmitter, type BalloonClock, type BalloonEvents } from "./events.js";
 import {
   describeFeatures, hasFeature, offeredFeatureBits, offerProblems, QUEUE_MAX_SIZE, queueLayout,
@@ -40,7 +38,8 @@ import { handleReport } from "./reporting.js";
 import { Stats, type StatsSample } from "./stats.js";
 
 export const VIRTIO_ID_BALLOON = 5;
-export const BALLOON_CONFIG_SIZE = 16;
+export { BALLOON_CONFIG_SIZE } from "./config.js";
+export { NOTIFY_WORK_BUDGET } from "./dispatch.js";
 
 export interface BalloonOptions {
   /** Which optional feature bits to offer; every bit defaults to offered. VERSION_1 is always offered. */
@@ -79,16 +78,6 @@ export interface BalloonCounters extends DeviceCounters {
   notifyWork: { last: number; max: number; deferred: number };
 }
 
-/**
- * Work one notify may do before the rest of its queue is left to the next host task: 4096 pages (16 MiB
- * of fill, a few ms). Linux's largest request is 256 PFNs (1 MiB), so a real driver never reaches it;
- * a chain is never split, so one notify costs at most this plus one chain (1024 PFNs, or one report of
- * non-overlapping ranges, at most guest RAM).
- */
-export const NOTIFY_WORK_BUDGET = 4096;
-
-/** A used element waiting to be written. */
-interface Completion { head: number; used: number }
 
 export class BalloonDevice implements VirtioDeviceBackend {
   readonly deviceType = VIRTIO_ID_BALLOON;
@@ -109,25 +98,15 @@ export class BalloonDevice implements VirtioDeviceBackend {
   private readonly statsq: Stats;
   private readonly faults: FaultInjector;
   private transport: VirtioTransportHandle | null = null;
-  /** Work of the notify in progress (handlers add to it) and what notifies have cost so far. */
+  /** Work of the notify in progress (handlers add to it). */
   private readonly work: WorkMeter = { units: 0 };
-  private readonly workSeen = { last: 0, max: 0, deferred: 0 };
-  /** Queues whose remaining chains run in a later host task (the notify's work budget ran out). */
-  private readonly deferred = new Map<number, unknown>();
-
-  // config
-  private numPages = 0;
-  private actualRaw = 0;
-  private actualShadow = 0;
-  private poisonVal = 0;
-  private poisonShadow = 0;
+  private readonly config: BalloonConfig;
+  private readonly queues: QueueDispatcher;
 
   // live state
   private active = false;
   private features = 0n;
   private accepted = 0n;
-  private queues: readonly Virtqueue[] = [];
-  private roles: QueueRole[] = [];
 
   constructor(readonly mem: GuestMemory, readonly hot: HotPath, readonly options: BalloonOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -148,14 +127,28 @@ export class BalloonDevice implements VirtioDeviceBackend {
       tracker: this.tracker,
       bitmapScratch: mem.allocScratch(INFLATE_CHUNK / 8),
       negotiated: () => (this.active ? this.features : 0n),
-      fillByte: () => fillByteFor(this.active ? this.features : 0n, this.poisonVal),
+      fillByte: () => fillByteFor(this.active ? this.features : 0n, this.config.poisonVal),
       zeroFreedPages: options.zeroFreedPages ?? true,
       work: this.work,
     };
     this.hinting = new Hinting(this.ctx, () => this.configChanged(), options.hintAutoDone ?? true);
-    this.statsq = new Stats(this.ctx, () => this.queueOf("stats") !== null, (head) => this.releaseStats(head));
-    if (this.faults.hugeNumPages) this.numPages = HUGE_NUM_PAGES;
-    else if (options.initialTarget) this.numPages = this.clampTarget(options.initialTarget);
+    this.statsq = new Stats(this.ctx, () => this.queues.queueOf("stats") !== null, (head) => this.releaseStats(head));
+    this.config = new BalloonConfig({
+      diag: this.diagnostics, events: this.events, clock: this.clock, ramPages: this.ramPages, tracker: this.tracker,
+      numPagesShown: (n) => this.faults.numPagesShown(n),
+      hintCmdId: () => this.hinting.configValue,
+      live: () => this.active,
+      poisonFeatures: () => (this.active ? this.features : (this.transport?.negotiated ?? this.accepted)),
+    });
+    this.queues = new QueueDispatcher({
+      inflate: (c, i) => handleInflate(this.ctx, c, i),
+      deflate: (c, i) => handleDeflate(this.ctx, c, i),
+      reporting: (c, i) => handleReport(this.ctx, c, i),
+      "free-page": (c, i) => this.hinting.handle(c, i),
+      stats: (c, i) => this.statsq.handle(c, i),
+    }, this.work, this.diagnostics, this.clock, this.faults, () => this.transport);
+    if (this.faults.hugeNumPages) this.config.numPages = HUGE_NUM_PAGES;
+    else if (options.initialTarget) this.config.numPages = this.clampTarget(options.initialTarget);
     if (options.statsIntervalSeconds) this.statsq.setInterval(options.statsIntervalSeconds);
     // Counted (counters().diagnosticsByKind) and kept in offerWarnings: no listener exists yet.
     this.offerWarnings = offerProblems(options.features);
@@ -175,7 +168,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
     // The refusal's diagnostic comes from the transport (one per refused FEATURES_OK).
     this.events.emit("features", {
       time: this.clock.now(), offered: this.offered, accepted, negotiated: refused ? 0n : accepted,
-      names: describeFeatures(accepted), refused, pages: this.numPages,
+      names: describeFeatures(accepted), refused, pages: this.config.numPages,
     });
     return refused;
   }
@@ -189,45 +182,11 @@ export class BalloonDevice implements VirtioDeviceBackend {
   }
 
   readConfig(offset: number, width: 1 | 2 | 4): number {
-    const img = this.configImage();
-    let v = 0;
-    for (let i = 0; i < width; i++) {
-      const at = offset + i;
-      v |= (at >= 0 && at < BALLOON_CONFIG_SIZE ? img[at]! : 0) << (8 * i);
-    }
-    return v >>> 0;
+    return this.config.read(offset, width);
   }
 
   writeConfig(offset: number, width: 1 | 2 | 4, value: number): void {
-    const touched = new Map<number, number[]>(); // field index -> byte offsets written
-    for (let i = 0; i < width; i++) {
-      const at = offset + i;
-      if (at < 0 || at >= BALLOON_CONFIG_SIZE) continue;
-      const f = at >> 2;
-      if (!touched.has(f)) touched.set(f, []);
-      touched.get(f)!.push(at);
-    }
-    const byteOf = (at: number) => (value >>> (8 * (at - offset))) & 0xff;
-    const merge = (old: number, field: number, bytes: number[]) => {
-      let v = old;
-      for (const at of bytes) {
-        const shift = 8 * (at - field * 4);
-        v = (v & ~(0xff << shift)) | (byteOf(at) << shift);
-      }
-      return v >>> 0;
-    };
-    for (const [field, bytes] of touched) {
-      if (field === 0 || field === 2) {
-        const name = field === 0 ? "num_pages" : "free_page_hint_cmd_id";
-        this.diagnostics.emit("write-to-read-only-field", `driver wrote ${width} byte(s) at config offset ${offset} (0x${(value >>> 0).toString(16)}) into ${name}, which is read-only to the driver; ignored`, { field: name, offset, width, value: value >>> 0 });
-      } else if (field === 1) {
-        this.actualShadow = merge(this.actualShadow, 1, bytes);
-        if (bytes.includes(7)) this.commitActual(this.actualShadow);
-      } else {
-        this.poisonShadow = merge(this.poisonShadow, 3, bytes);
-        if (bytes.includes(15)) this.commitPoison(this.poisonShadow);
-      }
-    }
+    this.config.write(offset, width, value);
   }
 
   attach(transport: VirtioTransportHandle): void {
@@ -237,216 +196,50 @@ export class BalloonDevice implements VirtioDeviceBackend {
   activate(accepted: bigint, queues: readonly Virtqueue[]): void {
     this.features = accepted;
     this.accepted = accepted;
-    this.roles = queueLayout(accepted);
-    this.queues = queues;
+    this.queues.setLive({ roles: queueLayout(accepted), queues });
     this.active = true;
-    const rq = this.queueOf("reporting");
+    const rq = this.queues.queueOf("reporting");
     if (rq && rq.queue.size < REPORTING_MIN_QUEUE_SIZE) {
       this.diagnostics.emit("queue-too-small", `reporting queue ${rq.index} has ${rq.queue.size} entries; Linux needs at least ${REPORTING_MIN_QUEUE_SIZE}`, { size: rq.queue.size }, rq.index);
     }
-    if (hasFeature(accepted, "PAGE_POISON")) this.checkPoisonPattern();
+    if (hasFeature(accepted, "PAGE_POISON")) this.config.checkPoisonPattern();
     this.events.emit("features", {
       time: this.clock.now(), offered: this.offered, accepted, negotiated: accepted,
-      names: describeFeatures(accepted), refused: null, pages: this.numPages,
+      names: describeFeatures(accepted), refused: null, pages: this.config.numPages,
     });
-    this.faults.activated(this.numPages, () => this.configChanged());
+    this.faults.activated(this.config.numPages, () => this.configChanged());
   }
 
   notify(index: number): void {
-    const role = this.active ? this.roles[index] : undefined;
-    const q = this.active ? this.queues[index] : undefined;
-    if (!role || !q || !q.enabled) {
-      this.diagnostics.emit("notify-disabled-queue", `notify for queue ${index}, which is not live on this device${this.active ? "" : " (not activated)"}`, { index }, index);
-      return;
-    }
-    const done: Completion[] = [];
-    this.work.units = 0;
-    for (;;) {
-      if (this.work.units >= NOTIFY_WORK_BUDGET) {
-        // Whatever the driver queued, one notify does bounded work; the rest runs in the next host task.
-        if (q.pending() > 0) this.defer(index);
-        break;
-      }
-      this.work.units++;
-      let chain: DescriptorChain | null;
-      try {
-        chain = q.pop();
-      } catch (e) {
-        if (e instanceof ChainError) {
-          this.diagnostics.emit(e.kind, e.message, { head: e.head, chainKind: e.kind }, index);
-          if (e.head >= 0) {
-            // A head that is not a descriptor index (head-out-of-range) cannot be given back.
-            if (e.head < q.size) done.push({ head: e.head, used: 0 });
-            continue;
-          }
-          // The ring itself is broken (avail idx jump): nothing sane can be popped any more.
-          this.transport?.needsReset(e.message);
-          break;
-        }
-        this.internalError(e, index);
-        break;
-      }
-      if (!chain) break;
-      if (role === "inflate" && this.faults.takesResetMidInflate(index, chain.head)) {
-        this.transport?.needsReset(`fault resetMidInflate: inflate request (head ${chain.head}) not completed`);
-        break;
-      }
-      let used: number | null = 0;
-      try {
-        used = this.dispatch(role, chain, index);
-      } catch (e) {
-        this.internalError(e, index);
-        used = 0;
-      }
-      if (used === null) continue;
-      if ((role === "inflate" || role === "deflate") && this.faults.drops(index, chain.head)) continue;
-      done.push({ head: chain.head, used });
-    }
-    this.complete(index, q, done);
-    this.workSeen.last = this.work.units;
-    this.workSeen.max = Math.max(this.workSeen.max, this.work.units);
+    this.queues.notify(index);
   }
 
-  /** Continue queue `index` in a later host task (once per queue until it runs). */
-  private defer(index: number): void {
-    if (this.deferred.has(index)) return;
-    this.workSeen.deferred++;
-    this.deferred.set(index, this.clock.setTimeout(() => {
-      this.deferred.delete(index);
-      if (this.active) this.notify(index);
-    }, 0));
-  }
-
-  private cancelDeferred(): void {
-    for (const t of this.deferred.values()) this.clock.clearTimeout(t);
-    this.deferred.clear();
-  }
-
-  /** After a restore: take up chains the driver had queued, as a notify would (later, in a host task). */
+  /** After a restore: take up chains the driver had queued (in a later host task). */
   resumeQueues(): void {
-    if (!this.active) return;
-    this.queues.forEach((q, i) => {
-      if (q.enabled && q.pending() > 0) this.defer(i);
-    });
+    this.queues.resume();
   }
 
   reset(): void {
     const dropped = this.tracker.count;
     this.faults.cancel();
-    this.cancelDeferred();
+    this.queues.setLive(null);
     this.active = false;
     this.features = 0n;
     this.accepted = 0n;
-    this.queues = [];
-    this.roles = [];
     this.statsq.reset();
     this.hinting.reset();
     this.tracker.clear();
-    this.actualRaw = this.actualShadow = 0;
-    this.poisonVal = this.poisonShadow = 0;
-    this.events.emit("reset", { time: this.clock.now(), pages: this.numPages, inflatedPagesDropped: dropped });
-  }
-
-  // ---- dispatch --------------------------------------------------------------------------------
-
-  private dispatch(role: QueueRole, chain: DescriptorChain, index: number): number | null {
-    switch (role) {
-      case "inflate": return handleInflate(this.ctx, chain, index);
-      case "deflate": return handleDeflate(this.ctx, chain, index);
-      case "reporting": return handleReport(this.ctx, chain, index);
-      case "free-page": return this.hinting.handle(chain, index);
-      case "stats": return this.statsq.handle(chain, index);
-    }
-  }
-
-  /** Write used elements and interrupt once — through the delivery faults (delay, withheld interrupt). */
-  private complete(index: number, q: Virtqueue, done: readonly Completion[]): void {
-    if (done.length === 0) return;
-    this.faults.deliver(index, done.length, () => {
-      let pushed = false;
-      for (const c of done) pushed = this.safePush(q, c.head, c.used) || pushed;
-      if (pushed && !this.faults.withholds(index)) this.transport?.interruptQueue(index);
-    });
-  }
-
-  private safePush(q: Virtqueue, head: number, used: number): boolean {
-    try {
-      q.push(head, used);
-      return true;
-    } catch (e) {
-      this.internalError(e, q.index);
-      return false;
-    }
-  }
-
-  private internalError(e: unknown, queue: number): void {
-    const msg = e instanceof Error ? e.message : String(e);
-    this.diagnostics.emit("device-internal-error", `queue ${queue}: ${msg}`, { error: msg }, queue);
-  }
-
-  private queueOf(role: QueueRole): { index: number; queue: Virtqueue } | null {
-    if (!this.active) return null;
-    const index = this.roles.indexOf(role);
-    const queue = index >= 0 ? this.queues[index] : undefined;
-    return queue && queue.enabled ? { index, queue } : null;
+    this.config.reset();
+    this.events.emit("reset", { time: this.clock.now(), pages: this.config.numPages, inflatedPagesDropped: dropped });
   }
 
   private releaseStats(head: number): void {
-    const sq = this.queueOf("stats");
-    if (sq) this.complete(sq.index, sq.queue, [{ head, used: 0 }]);
+    const sq = this.queues.queueOf("stats");
+    if (sq) this.queues.complete(sq.index, sq.queue, [{ head, used: 0 }]);
   }
 
   private configChanged(): void {
     if (this.active) this.transport?.interruptConfig();
-  }
-
-  // ---- config ----------------------------------------------------------------------------------
-
-  private configImage(): Uint8Array {
-    const b = new Uint8Array(BALLOON_CONFIG_SIZE);
-    const v = new DataView(b.buffer);
-    v.setUint32(0, this.faults.numPagesShown(this.numPages) >>> 0, true);
-    v.setUint32(4, this.actualRaw >>> 0, true);
-    v.setUint32(8, this.hinting.configValue >>> 0, true);
-    v.setUint32(12, this.poisonVal >>> 0, true);
-    return b;
-  }
-
-  private commitActual(raw: number): void {
-    const previous = this.actualRaw;
-    this.actualRaw = raw;
-    const detail = { actual: raw, previous, target: this.numPages, ramPages: this.ramPages, inflatedPages: this.tracker.count };
-    if (raw > this.ramPages) {
-      this.diagnostics.emit("actual-above-ram", `driver wrote actual = ${raw} pages, more than guest RAM (${this.ramPages} pages); recorded, clamped to ${this.ramPages} for accounting`, detail);
-    } else if (raw > this.tracker.count) {
-      this.diagnostics.emit("actual-above-inflated", `driver wrote actual = ${raw} pages, but only ${this.tracker.count} pages are in the balloon by the device's tracking`, detail);
-    }
-    if (raw > this.numPages && raw > previous) {
-      this.diagnostics.emit("actual-above-target", `driver raised actual to ${raw} pages, above the target num_pages = ${this.numPages}`, detail);
-    }
-    this.events.emit("actual", {
-      time: this.clock.now(), pages: this.actual, raw, previous, target: this.numPages, inflatedPages: this.tracker.count,
-    });
-  }
-
-  private commitPoison(v: number): void {
-    const previous = this.poisonVal;
-    this.poisonVal = v;
-    const feats = this.active ? this.features : (this.transport?.negotiated ?? this.accepted);
-    if (!hasFeature(feats, "PAGE_POISON")) {
-      this.diagnostics.emit("poison-val-without-feature", `driver wrote poison_val = 0x${v.toString(16)} but PAGE_POISON is not negotiated; stored, unused`, { poisonVal: v });
-      return;
-    }
-    if (this.active && v !== previous) {
-      this.diagnostics.emit("poison-val-changed-while-live", `driver changed poison_val from 0x${previous.toString(16)} to 0x${v.toString(16)} while DRIVER_OK is set; the new value is used`, { poisonVal: v, previous });
-    }
-    this.checkPoisonPattern();
-  }
-
-  private checkPoisonPattern(): void {
-    if (fillByteFor(1n << 4n, this.poisonVal) === null) {
-      this.diagnostics.emit("poison-val-not-byte-pattern", `poison_val 0x${this.poisonVal.toString(16)} is not one repeated byte: pages will be left unmodified and never reported as initialised`, { poisonVal: this.poisonVal });
-    }
   }
 
   private clampTarget(pages: number): number {
@@ -462,7 +255,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
 
   /** Balloon target (num_pages), 4 KiB pages. */
   get target(): number {
-    return this.numPages;
+    return this.config.numPages;
   }
 
   /**
@@ -471,8 +264,8 @@ export class BalloonDevice implements VirtioDeviceBackend {
    */
   setTarget(pages: number): number {
     const p = this.faults.hugeNumPages ? this.faults.rawTarget(pages) : this.clampTarget(pages);
-    const previous = this.numPages;
-    this.numPages = p;
+    const previous = this.config.numPages;
+    this.config.numPages = p;
     this.events.emit("target", { time: this.clock.now(), pages: p, previous, bytes: p * PAGE_SIZE });
     this.configChanged();
     if (this.active) this.faults.startStorm(previous, p, () => this.configChanged());
@@ -481,16 +274,16 @@ export class BalloonDevice implements VirtioDeviceBackend {
 
   /** `actual` as written by the driver, clamped to RAM pages (accounting value). */
   get actual(): number {
-    return Math.min(this.actualRaw, this.ramPages);
+    return this.config.actual;
   }
 
   /** `actual` exactly as written by the driver. */
   get actualUnclamped(): number {
-    return this.actualRaw;
+    return this.config.actualRaw;
   }
 
   get poisonValue(): number {
-    return this.poisonVal;
+    return this.config.poisonVal;
   }
 
   /** Pages in the balloon by the device's tracking bitmap. */
@@ -523,7 +316,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
 
   /** Queue role by index for the features in force (or offered, before DRIVER_OK). */
   queueRoles(): QueueRole[] {
-    return this.active ? [...this.roles] : queueLayout(this.offered);
+    return this.active ? [...this.queues.roles] : queueLayout(this.offered);
   }
 
   get latestStats(): StatsSample | null {
@@ -544,7 +337,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
 
   /** Begin a hinting cycle; returns the new command ID, or null if FREE_PAGE_HINT is not live. */
   startHinting(): number | null {
-    if (!this.queueOf("free-page")) return null;
+    if (!this.queues.queueOf("free-page")) return null;
     return this.hinting.start();
   }
 
@@ -571,7 +364,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedPages: this.tracker.count,
       faults: this.faults.counts(),
-      notifyWork: { ...this.workSeen },
+      notifyWork: { ...this.queues.workSeen },
     };
   }
 
@@ -591,7 +384,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   dispose(): void {
     this.statsq.dispose();
     this.faults.cancel();
-    this.cancelDeferred();
+    this.queues.cancelDeferred();
   }
 
   // ---- persistence -----------------------------------------------------------------------------
@@ -603,11 +396,11 @@ export class BalloonDevice implements VirtioDeviceBackend {
       accepted: this.accepted,
       negotiated: this.features,
       active: this.active,
-      numPages: this.numPages,
-      actualRaw: this.actualRaw,
-      actualShadow: this.actualShadow,
-      poisonVal: this.poisonVal,
-      poisonShadow: this.poisonShadow,
+      numPages: this.config.numPages,
+      actualRaw: this.config.actualRaw,
+      actualShadow: this.config.actualShadow,
+      poisonVal: this.config.poisonVal,
+      poisonShadow: this.config.poisonShadow,
       hinting: this.hinting.save(),
       stats: this.statsq.save(),
       counters: this.counters_,
@@ -638,28 +431,20 @@ export class BalloonDevice implements VirtioDeviceBackend {
    */
   applyState(s: ParsedState, queues?: readonly Virtqueue[]): void {
     this.faults.cancel();
-    this.cancelDeferred();
     this.faults.restore(s.faults);
     this.accepted = s.accepted;
     this.features = s.negotiated;
-    this.numPages = s.numPages;
-    this.actualRaw = s.actualRaw;
-    this.actualShadow = s.actualShadow;
-    this.poisonVal = s.poisonVal;
-    this.poisonShadow = s.poisonShadow;
+    this.config.numPages = s.numPages;
+    this.config.actualRaw = s.actualRaw;
+    this.config.actualShadow = s.actualShadow;
+    this.config.poisonVal = s.poisonVal;
+    this.config.poisonShadow = s.poisonShadow;
     this.hinting.restore(s.hinting);
     Object.assign(this.counters_, s.counters, { requests: { ...s.counters.requests } });
     this.diagnostics.restoreCounts(s.diagnosticsTotal, s.diagnosticsByKind);
     this.tracker.restore(s.inflatedBitmap);
-    if (s.active && queues) {
-      this.roles = queueLayout(s.negotiated);
-      this.queues = queues;
-      this.active = true;
-    } else {
-      this.active = false;
-      this.roles = [];
-      this.queues = [];
-    }
+    this.active = s.active && queues !== undefined;
+    this.queues.setLive(this.active && queues ? { roles: queueLayout(s.negotiated), queues } : null);
     this.statsq.restore(s.stats);
   }
 

@@ -1,7 +1,6 @@
 /**
- * Named diagnostics: one kind per bad-input rule. The device never throws on guest input (seed 004:
- * never trust the guest — a clear diagnosis and a safe refusal, not a crash); it emits one of these and
- * carries on. `CONFORMANCE` says, for each kind, which rule the driver (or host) broke, quoting the spec.
+ * Named diagnostics: one kind per bad-input rule. The device never throws on guest input (never trust
+ * the guest: a clear diagnosis and a safe refusal, not a crash); it emits one of these and carries on. `CONFORMANCE` says, for each kind, which rule the driver (or host) broke, quoting the spec.
  */
 
 import type { ChainErrorKind } from "../virtio/chain.js";

@@ -3,8 +3,8 @@
  * device takes (injectable: no real timers in unit tests), and a tiny typed emitter.
  */
 import type { BalloonDiagnostic } from "./diagnostics.js";
-import type { FaultName } from "./faults.js";
-import type { StatsSample } from "./stats.js";
+import type { FaultName } from "./fault-modes.js";
+import type { StatsSample } from "./stats-sample.js";
 
 /** Time source and timers. `now()` in milliseconds. */
 export interface BalloonClock {

@@ -4,15 +4,17 @@
  * writes into a request act in inflate.ts / reporting.ts. All off by default (see BalloonFaults in
  * context.ts). Every act is counted and announced as a "fault" event, so a harness trace shows it.
  */
-import type { BalloonFaults, ConfigStorm } from "./context.js";
+import type { BalloonFaults, ConfigStorm, FaultName } from "./fault-modes.js";
 import type { BalloonClock, BalloonEvents, TypedEmitter } from "./events.js";
 
-export type FaultName = keyof BalloonFaults;
+export type { FaultName } from "./fault-modes.js";
 
 /** Fault state a snapshot keeps: chains counted per queue (dropUsedEvery), whether resetMidInflate is still armed. */
 export interface FaultState {
   resetArmed: boolean;
   chainsSeen: Record<number, number>;
+  /** How many times each fault acted (counters().faults). */
+  acts: Partial<Record<FaultName, number>>;
 }
 
 /** num_pages under hugeNumPages until the host sets a target: the largest value the field holds. */
@@ -148,13 +150,15 @@ export class FaultInjector {
   }
 
   save(): FaultState {
-    return { resetArmed: this.resetArmed, chainsSeen: Object.fromEntries(this.chainsSeen) };
+    return { resetArmed: this.resetArmed, chainsSeen: Object.fromEntries(this.chainsSeen), acts: { ...this.acts } };
   }
 
   /** After cancel(): take a saved state's counters. Arming only ever goes away (a saved disarmed fault stays so). */
   restore(s: FaultState): void {
     this.resetArmed = this.resetConfigured && s.resetArmed;
     for (const [q, n] of Object.entries(s.chainsSeen)) this.chainsSeen.set(Number(q), n);
+    for (const k of Object.keys(this.acts) as FaultName[]) delete this.acts[k];
+    Object.assign(this.acts, s.acts);
   }
 
   /** Device reset / restore / dispose: held buffers belong to queues that are gone; the storm ends. */

@@ -1,6 +1,6 @@
 /**
- * virtio-balloon feature bits (virtio 1.2 §5.5.3, plus bits 6/7 from the virtio-spec patch v3 in
- * docs seed 000), what the host offers, and the device's feature rules — all in one place.
+ * virtio-balloon feature bits (virtio 1.2 §5.5.3, plus bits 6/7 from the virtio balloon DEVICE_INIT
+ * patch v3), what the host offers, and the device's feature rules — all in one place.
  *
  * The transport already refuses bits that were never offered; `validateBalloonFeatures` repeats that
  * rule so this file is the single list of every reason FEATURES_OK may stay clear.

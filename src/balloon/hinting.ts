@@ -9,7 +9,7 @@
  * Driver side, on the free-page queue: a 4-byte readable buffer with the command ID it is answering
  * (the current one = cycle started; STOP = the driver finished its round), then device-writable buffers,
  * each a range of hinted pages (Linux: 4 MiB blocks). Hinted pages are undefined until the guest writes
- * them again (seed 003); the device handles them on receipt — while the guest is stopped in the notify:
+ * them again (virtio 1.2 §5.5.6.4); the device handles them on receipt — while the guest is stopped in the notify:
  *  - without PAGE_POISON: zeroed (snapshots shrink; `zeroFreedPages: false` leaves them);
  *  - with PAGE_POISON: filled with poison_val's byte (the device may only leave them or write poison_val),
  *    left alone if poison_val is not a repeated byte.

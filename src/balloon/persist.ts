@@ -69,7 +69,7 @@ export function buildState(p: StateParts): BalloonDeviceState {
     counters: structuredClone(p.counters),
     diagnostics: { total: p.diagnosticsTotal, byKind: { ...p.diagnosticsByKind } },
     inflatedBitmap: p.inflatedBitmap.slice(),
-    faults: { resetArmed: p.faults.resetArmed, chainsSeen: { ...p.faults.chainsSeen } },
+    faults: { resetArmed: p.faults.resetArmed, chainsSeen: { ...p.faults.chainsSeen }, acts: { ...p.faults.acts } },
   };
 }
 
@@ -153,12 +153,18 @@ export function parseState(raw: unknown, limits: StateLimits, path = "device"): 
   if (tail !== 0 && bm[bytes - 1]! >> tail) r.fail("inflatedBitmap", `padding bits past page ${limits.ramPages} set`);
 
   const f = version >= 2 ? r.obj("faults") : null;
-  const faults: FaultState = { resetArmed: f ? f.bool("resetArmed") : true, chainsSeen: {} };
+  const faults: FaultState = { resetArmed: f ? f.bool("resetArmed") : true, chainsSeen: {}, acts: {} };
   if (f) {
     const seen = f.obj("chainsSeen");
     for (const k of Object.keys(seen.raw)) {
       if (!/^(0|[1-9]\d?)$/.test(k)) seen.fail(k, "not a queue index");
       faults.chainsSeen[Number(k)] = seen.count(k);
+    }
+    // Act counters only count (they change no behaviour): any fault-option name, a count each.
+    const acts = f.obj("acts");
+    for (const k of Object.keys(acts.raw)) {
+      if (!/^[a-z][A-Za-z]{0,40}$/.test(k)) acts.fail(k, "not a fault name");
+      faults.acts[k as keyof FaultState["acts"]] = acts.count(k);
     }
   }
 

@@ -9,14 +9,9 @@
 import type { DescriptorChain } from "../virtio/chain.js";
 import { readSegments } from "../memory/access.js";
 import { PAGE_SIZE, type HandlerContext } from "./context.js";
+import { STATS_TAGS, type StatName, type StatsEntry, type StatsSample } from "./stats-sample.js";
 
-/** All 16 Linux tags; the index is the tag. */
-export const STATS_TAGS = [
-  "SWAP_IN", "SWAP_OUT", "MAJFLT", "MINFLT", "MEMFREE", "MEMTOT", "AVAIL", "CACHES",
-  "HTLB_PGALLOC", "HTLB_PGFAIL", "OOM_KILL", "ALLOC_STALL", "ASYNC_SCAN", "DIRECT_SCAN",
-  "ASYNC_RECLAIM", "DIRECT_RECLAIM",
-] as const;
-export type StatName = (typeof STATS_TAGS)[number];
+export { STATS_TAGS, type StatName, type StatsEntry, type StatsSample } from "./stats-sample.js";
 
 export const STATS_ENTRY_BYTES = 10;
 /** Polling interval bounds: a timer needs >= 1 ms, and JS timers fire at once past 2^31-1 ms. */
@@ -29,27 +24,6 @@ export function statsIntervalInRange(seconds: number): boolean {
 }
 /** More than every known tag several times over; longer buffers are parsed up to this. */
 export const STATS_MAX_BYTES = 4096;
-
-export interface StatsEntry {
-  tag: number;
-  /** null for a tag this device does not know. */
-  name: StatName | null;
-  /** The le64 value (as a JS number: exact up to 2^53). */
-  value: number;
-}
-
-export interface StatsSample {
-  /** Clock time (ms) the buffer was received. */
-  time: number;
-  /** Known tags by name (last entry wins if a tag repeats). */
-  values: Partial<Record<StatName, number>>;
-  /** Every entry in buffer order. */
-  entries: StatsEntry[];
-  /** MEMFREE / MEMTOT / AVAIL in 4 KiB pages (when present). */
-  freePages?: number;
-  totalPages?: number;
-  availablePages?: number;
-}
 
 export function parseStats(bytes: Uint8Array, time: number): StatsSample {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -416,7 +416,8 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     this.status = next | (this.status & STATUS.DEVICE_NEEDS_RESET);
     this.options.onStatus?.(this.status);
     if (becameLive) {
-      this.device.activate(this.negotiated, this.queues.slice(0, this.numQueues));
+      // The device sees its own features; transport bits (INDIRECT_DESC) are the transport's business.
+      this.device.activate(this.negotiated & ~TRANSPORT_FEATURES, this.queues.slice(0, this.numQueues));
       const early = [...this.earlyNotified];
       this.earlyNotified.clear();
       for (const index of early) this.device.notify(index);

@@ -1,11 +1,2 @@
-/** Small seeded PRNG (mulberry32) for reproducible random tests and benchmark inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Moved to devkit/ (shared with the benchmarks, which must not import test/).
+export * from "../../devkit/rng.js";

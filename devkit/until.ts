@@ -1,0 +1,21 @@
+/** Polls `cond` until it holds; throws with `what` (and `detail()`) after `timeoutMs`. */
+export async function until(cond: () => boolean, what: string, timeoutMs = 30000, detail?: () => string): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail()}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until `value()` has not changed for `quietMs` (e.g. free page reports, which come ~2 s apart). */
+export async function untilStable(value: () => number, what: string, quietMs = 3000, timeoutMs = 60000): Promise<void> {
+  let last = Number.NaN;
+  let since = Date.now();
+  await until(() => {
+    const now = value();
+    if (now !== last) [last, since] = [now, Date.now()];
+    return Date.now() - since > quietMs;
+  }, what, timeoutMs);
+}
