@@ -26,7 +26,7 @@ export async function fuzzHotPath(seed: number, calls: number): Promise<DirectSu
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T>(xs: readonly T[]) => xs[int(xs.length)]!;
   const findings: string[] = [];
-  const ram = pick([64 << 10, 256 << 10, 1 << 20]);
+  const ram = pick([64 << 10, 128 << 10, 256 << 10]);
   const init = new Uint8Array(ram);
   // Guest memory that looks like rings, PFN lists and garbage.
   for (let i = 0; i < ram; i += 4) {

@@ -11,6 +11,11 @@
 import type { RigConfig } from "./rig.js";
 
 export const PAGE = 4096;
+/**
+ * Work one notify surely completes (half the device's budget of 2048 units: 1 per chain + pages): chains
+ * past it may be deferred to a later host task (a clock tick here).
+ */
+const MODEL_BUDGET = 1024;
 /** PFNs one request may carry: one 4 KiB page of le32 entries. */
 const MAX_PFNS = PAGE / 4;
 const F_NEXT = 1, F_WRITE = 2, F_INDIRECT = 4;
@@ -182,18 +187,18 @@ export function expectNotify(ctx: NotifyContext, offset: number, width: number, 
   try {
     notifyChains(ctx, e, index, role);
     if (faultsLoosen(config)) e.predicted = null;
-    if (config.faults.resetMidInflate && role === "inflate") {
-      // The fault may take this request (not handled at all: DEVICE_NEEDS_RESET instead).
-      e.must.clear();
-      e.details.length = 0;
-      e.may = null;
-    }
   } catch (x) {
     if (!(x instanceof Inexact)) throw x;
     // What was decided before the model lost track stays required (chains already walked were read right;
     // a report's overlap must still be diagnosed); what follows is only bounded.
     e.predicted = null;
     e.allowed.push([0, config.ram]);
+    e.may = null;
+  }
+  if (config.faults.resetMidInflate && role === "inflate") {
+    // The fault may take the first request (not handled at all: DEVICE_NEEDS_RESET instead).
+    e.must.clear();
+    e.details.length = 0;
     e.may = null;
   }
   return e;
@@ -229,7 +234,11 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
   let structural: Array<[number, number]> = [];
   const overlapsStructure = (a: number, len: number) => structural.some(([s, l]) => a < s + l && s < a + len);
 
+  // Work so far in the device's units (an upper bound: 1 per chain plus the pages it may touch). Past
+  // MODEL_BUDGET the device may leave the rest of the queue to a later host task: not modelled further.
+  let units = 0;
   for (let guard = 0; guard <= 0x10000; guard++) {
+    if (units >= MODEL_BUDGET) throw new Inexact();
     const availIdx = sh.u16(q.driverAddr + 2);
     const pending = (availIdx - lastAvail) & 0xffff;
     if (pending === 0) break;
@@ -249,6 +258,7 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     }
     const rd = w.filter((s) => !s.write), wr = w.filter((s) => s.write);
     const rdBytes = rd.reduce((a, s) => a + s.len, 0), wrBytes = wr.reduce((a, s) => a + s.len, 0);
+    units += 1 + Math.ceil(rdBytes / 4) + Math.ceil(wrBytes / PAGE);
     structural = rd.map((s) => [s.addr, s.len]);
     let used: number | null = 0;
     if (role === "inflate" || role === "deflate") {

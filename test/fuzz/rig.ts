@@ -136,11 +136,12 @@ export class Rig {
     return this.transport.queues.reduce((n, q) => n + q.pending(), 0);
   }
 
-  /** Everything observable about the device but guest RAM: registers, queues, config, counters, timers. */
+  /** Everything observable about the device but guest RAM: registers, queues, config, counters (timers are
+   *  not: a continuation left over from an idle queue is harmless, and the saved state holds the stats interval). */
   fingerprint(): string {
     const d = stateToJSON(this.device.saveState());
     return JSON.stringify({
-      t: this.transport.saveState(), d, irq: this.pci.irq, timers: this.timers(),
+      t: this.transport.saveState(), d, irq: this.pci.irq,
       live: this.device.live, target: this.device.target, interval: this.device.statsIntervalSeconds,
     });
   }
@@ -148,14 +149,9 @@ export class Rig {
   /** Registers, queues and counters: cheap enough for every request. */
   quickFingerprint(): string {
     return JSON.stringify({
-      t: this.transport.saveState(), c: this.device.counters(), irq: this.pci.irq, timers: this.timers(),
+      t: this.transport.saveState(), c: this.device.counters(), irq: this.pci.irq,
       live: this.device.live, target: this.device.target, inflated: this.device.inflatedPages, hint: this.device.hintingState,
     });
-  }
-
-  /** Pending timers, except the delayUsedMs fault's: its held buffers are dropped by a restore, as documented. */
-  private timers(): number | null {
-    return this.config.faults.delayUsedMs ? null : this.clock.pendingTimers;
   }
 
   takeDiags(): BalloonDiagnostic[] {
