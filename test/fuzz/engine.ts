@@ -201,7 +201,6 @@ export class Session {
   private pre(): Pre {
     const r = this.a;
     const t = r.transport.saveState();
-    const d = r.device.saveState();
     return {
       status: t.status,
       queueSelect: t.queueSelect,
@@ -212,7 +211,7 @@ export class Session {
       live: r.device.live,
       poisonVal: r.device.poisonValue,
       inflated: (p) => r.device.isInflated(p),
-      statsHeld: d.stats.heldHead,
+      statsHeld: () => r.device.saveState().stats.heldHead,
     };
   }
 
@@ -257,13 +256,11 @@ export class Session {
     }
     const now = a.mem.bytes();
     const changed = changedRanges(this.shadow, now);
-    for (const [s, t] of changed) {
-      const miss = firstUncovered(dirty, s, t);
-      if (miss >= 0) { this.find("undirtied-write", `${JSON.stringify(op)} changed guest byte 0x${miss.toString(16)} without dirtying it`); break; }
-    }
-    for (const [s, t] of changed) {
-      const miss = firstUncovered(e.allowed, s, t);
-      if (miss >= 0) { this.find("write-outside-model", `${JSON.stringify(op)} changed guest byte 0x${miss.toString(16)}, which this request may not write`); break; }
+    if (changed.length) {
+      const undirtied = firstUncoveredOf(dirty, changed);
+      if (undirtied >= 0) this.find("undirtied-write", `${JSON.stringify(op)} changed guest byte 0x${undirtied.toString(16)} without dirtying it`);
+      const outside = firstUncoveredOf(e.allowed, changed);
+      if (outside >= 0) this.find("write-outside-model", `${JSON.stringify(op)} changed guest byte 0x${outside.toString(16)}, which this request may not write`);
     }
     if (e.predicted) {
       for (const [s, t] of e.loose) e.predicted.set(now.subarray(s, t), s);
@@ -495,6 +492,7 @@ function unreachableState(r: Rig): string | null {
 /** Ranges [s, t) where two equal-length byte arrays differ, found page by page. */
 function changedRanges(before: Uint8Array, after: Uint8Array): Array<[number, number]> {
   const out: Array<[number, number]> = [];
+  if (Buffer.compare(before, after) === 0) return out;
   for (let p = 0; p < after.length; p += PAGE) {
     const e = Math.min(p + PAGE, after.length);
     if (Buffer.compare(before.subarray(p, e), after.subarray(p, e)) === 0) continue;
@@ -513,6 +511,7 @@ function changedRanges(before: Uint8Array, after: Uint8Array): Array<[number, nu
 }
 
 function firstDifference(x: Uint8Array, y: Uint8Array): number {
+  if (Buffer.compare(x, y) === 0) return -1;
   for (let p = 0; p < x.length; p += PAGE) {
     const e = Math.min(p + PAGE, x.length);
     if (Buffer.compare(x.subarray(p, e), y.subarray(p, e)) === 0) continue;
@@ -521,16 +520,26 @@ function firstDifference(x: Uint8Array, y: Uint8Array): number {
   return -1;
 }
 
-/** First byte of [s, t) not covered by any of `ranges`, or -1. */
-function firstUncovered(ranges: ReadonlyArray<readonly [number, number]>, s: number, t: number): number {
-  const rel = ranges.filter(([a, b]) => b > s && a < t).sort((x, y) => x[0] - y[0]);
-  let pos = s;
-  for (const [a, b] of rel) {
-    if (a > pos) return pos;
-    if (b > pos) pos = b;
-    if (pos >= t) return -1;
+/** Ranges sorted and merged (touching ones joined). */
+function merged(ranges: ReadonlyArray<readonly [number, number]>): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
   }
-  return pos >= t ? -1 : pos;
+  return out;
+}
+
+/** First byte of each changed range not covered by `ranges`, or -1 if all are covered. */
+function firstUncoveredOf(ranges: ReadonlyArray<readonly [number, number]>, changed: ReadonlyArray<readonly [number, number]>): number {
+  const m = merged(ranges);
+  for (const [s, t] of changed) {
+    const r = m.find(([a, b]) => a <= s && s < b);
+    if (!r) return s;
+    if (r[1] < t) return r[1];
+  }
+  return -1;
 }
 
 function firstDiff(x: string, y: string): string {

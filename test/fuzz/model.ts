@@ -40,7 +40,8 @@ export interface Pre {
   live: boolean;
   poisonVal: number;
   inflated(pfn: number): boolean;
-  statsHeld: number | null;
+  /** The stats buffer the device holds (read only when a stats chain needs it: a full save is costly). */
+  statsHeld(): number | null;
 }
 
 export interface Expect {
@@ -80,14 +81,20 @@ function fillByte(f: bigint, poisonVal: number): number | null {
 
 class Inexact extends Error {}
 
+const reusable = new Map<number, Uint8Array>();
+
 /** Guest RAM as the device will see it while it works through one notify; reads of pages whose content the model lost abort exactness. */
 class Shadow {
   readonly bytes: Uint8Array;
   private readonly view: DataView;
   readonly unknownPages = new Set<number>();
   constructor(ram: Uint8Array) {
-    this.bytes = ram.slice();
-    this.view = new DataView(this.bytes.buffer);
+    // One buffer per RAM size, reused: a notify's prediction is checked before the next one is made.
+    let buf = reusable.get(ram.length);
+    if (!buf) reusable.set(ram.length, (buf = new Uint8Array(ram.length)));
+    buf.set(ram);
+    this.bytes = buf;
+    this.view = new DataView(buf.buffer);
   }
   private touch(addr: number, len: number): void {
     if (this.unknownPages.size === 0) return;
@@ -214,7 +221,7 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
   const inflatedNow = new Map<number, boolean>();
   const isInflated = (p: number) => inflatedNow.get(p) ?? pre.inflated(p);
   let lastAvail = q.lastAvail, usedIdx = q.usedIdx;
-  let held = pre.statsHeld;
+  let held: number | null | undefined;
   const write = (addr: number, len: number) => e.allowed.push([addr, addr + len]);
   const pushUsed = (head: number, len: number) => {
     const at = q.deviceAddr + 4 + 8 * (usedIdx % q.size);
@@ -272,6 +279,7 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     } else {
       if (wr.length) e.must.add("unexpected-writable");
       if (rdBytes % 10 !== 0) e.must.add("stats-buffer-misaligned");
+      if (held === undefined) held = pre.statsHeld();
       if (held !== null) { e.must.add("stats-extra-buffer"); pushUsed(held, 0); }
       held = head;
       used = null;

@@ -146,12 +146,10 @@ export class Rig {
     });
   }
 
-  /** Registers, queues and counters: cheap enough for every request. */
+  /** Registers, queues and the balloon's size: cheap enough for every request. */
   quickFingerprint(): string {
-    return JSON.stringify({
-      t: this.transport.saveState(), c: this.device.counters(), irq: this.pci.irq,
-      live: this.device.live, target: this.device.target, inflated: this.device.inflatedPages, hint: this.device.hintingState,
-    });
+    const h = this.device.hintingState;
+    return `${JSON.stringify(this.transport.saveState())}|${this.pci.irq}|${this.device.live}|${this.device.target}|${this.device.inflatedPages}|${this.device.actual}|${h.status}|${h.configValue}`;
   }
 
   takeDiags(): BalloonDiagnostic[] {
