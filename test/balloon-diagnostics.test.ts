@@ -98,6 +98,15 @@ describe("balloon diagnostics: config", () => {
     expect(h.kinds()).toEqual(["actual-above-ram", "actual-above-target", "actual-above-inflated"]);
   });
 
+  it("field-access-not-natural: a config write across num_pages and actual changes neither", async () => {
+    const h = await scenario({ accept: bits() }, (h) => {
+      h.host.setTarget(5);
+      h.dev.writeConfig(3, 2, 0xffff);
+    });
+    expect(h.kinds()).toEqual(["field-access-not-natural"]);
+    expect([h.dev.readConfig(0, 4), h.dev.readConfig(4, 4)]).toEqual([5, 0]);
+  });
+
   it("write-to-read-only-field", async () => {
     const h = await scenario({ accept: bits("FREE_PAGE_HINT") }, (h) => {
       h.dev.writeConfig(0, 2, 0xffff);
@@ -321,14 +330,27 @@ describe("balloon diagnostics: bounded work per notify", () => {
 });
 
 describe("balloon diagnostics: the right PFN, host-side limits", () => {
-  it("pfn-out-of-range names the PFN the driver sent, even when the list lies in a page the request fills", async () => {
-    const h = await scenario({ accept: bits() }, (h) => {
+  it("request-inflates-own-buffer: a PFN list (or bitmap) in a page the request inflates is refused, nothing filled", async () => {
+    const h = await scenario({ accept: bits("DEVICE_INIT_ON_INFLATE", "PAGE_POISON"), poisonVal: 0x5a5a5a5a }, (h) => {
       const q = h.mq("inflate");
       const list = q.alloc(4096, 4096);
-      q.write(list, le32([list / PAGE, RAM_PAGES + 5]));
-      q.addChain([{ addr: list, len: 8 }]);
+      const bitmap = q.alloc(4096, 4096);
+      q.write(list, le32([PFN_BASE, list / PAGE, RAM_PAGES + 5]));
+      q.addChain([{ addr: list, len: 12 }, { addr: bitmap, len: 1, write: true }]);
+      q.write(list + 4096 - 8, le32([PFN_BASE + 1, bitmap / PAGE])); // second request: its bitmap's page
+      q.addChain([{ addr: list + 4096 - 8, len: 8 }, { addr: bitmap + 8, len: 1, write: true }]);
       h.kick("inflate");
     });
+    expect(h.kinds()).toEqual(["request-inflates-own-buffer", "request-inflates-own-buffer"]);
+    expect(h.diags.map((d) => d.detail.pfn)).toEqual([expect.any(Number), expect.any(Number)]);
+    expect(h.mq("inflate").used().map((u) => u.len)).toEqual([0, 0]);
+    expect(h.dev.inflatedPages).toBe(0);
+    expect(allBytes(h.page(PFN_BASE), 0x5a)).toBe(true); // untouched (RAM starts 0x5a; poison is 0x5a too, so count fills)
+    expect(h.dev.counters().bytesPoisoned).toBe(0);
+  });
+
+  it("pfn-out-of-range names the PFN the driver sent", async () => {
+    const h = await scenario({ accept: bits() }, (h) => h.send("inflate", [{ data: le32([PFN_BASE, RAM_PAGES + 5]) }]));
     expect(h.kinds()).toEqual(["pfn-out-of-range"]);
     expect(h.diags[0]!.detail.firstBadPfn).toBe(RAM_PAGES + 5);
   });

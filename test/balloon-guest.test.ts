@@ -4,6 +4,7 @@ import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.
 import type { BalloonDiagnostic } from "../src/balloon/diagnostics.js";
 import { until } from "./support/until.js";
 import { editBalloonJson } from "./support/v86-state.js";
+import { checkBalloonSnapshot, StateError } from "../src/host/snapshot.js";
 
 const MiB = 256; // pages per MiB
 
@@ -121,6 +122,9 @@ describe("Linux driver, DEFLATE_ON_OOM off (MemTotal moves)", () => {
   it("saves, restores, and keeps ballooning", async () => {
     await settle(b, 4 * MiB);
     const state = await b.vm.saveState();
+    // The gate a loader runs before handing a state file to v86 (no emulator needed).
+    expect(checkBalloonSnapshot(state, { memoryBytes: 256 << 20, features: { DEFLATE_ON_OOM: false } })).toMatchObject({ checked: true, live: true });
+    expect(() => checkBalloonSnapshot(state, { memoryBytes: 128 << 20 })).toThrow(StateError);
     await settle(b, 12 * MiB);
     await b.vm.restoreState(state);
     expect(b.host.actual).toBe(4 * MiB);

@@ -88,9 +88,10 @@ describe("snapshot: restore as one validated unit", () => {
     a.driver.notify(0);
     expect(a.dev.inflatedPages).toBe(2);
     const slot = a.save();
-    const b = rig();
+    const b = rig({}, a.mem);
     b.restore(slot);
     expect(b.save()).toEqual(slot);
+    expect(b.dev.counters()).toEqual(a.dev.counters()); // every counter, notifyWork and fault acts included
     expect(b.dev.live).toBe(true);
     expect(b.dev.latestStats!.values.MEMFREE).toBe(42);
   });

@@ -9,7 +9,8 @@
  * | 12     | poison_val            | driver     | committed when the write covers its top byte        |
  *
  * Driver-written fields merge partial writes into a shadow and commit when the most significant byte is
- * written (the legacy rule, which Linux's byte-wise writes of old kernels rely on).
+ * written (the legacy rule, which Linux's byte-wise writes of old kernels rely on). A write across two
+ * fields is diagnosed (`field-access-not-natural`) and changes neither.
  */
 import { fillByteFor, type InflateTracker } from "./context.js";
 import type { DiagnosticSink } from "./diagnostics.js";
@@ -70,7 +71,13 @@ export class BalloonConfig {
   }
 
   write(offset: number, width: 1 | 2 | 4, value: number): void {
-    for (const f of this.fields) {
+    const hit = this.fields.filter((f) => offset < f.offset + 4 && f.offset < offset + width);
+    if (hit.length > 1) {
+      // virtio 1.2 §4.1.3.1: one access per field; a write across two fields changes neither.
+      this.env.diag.emit("field-access-not-natural", `${width}-byte write at config offset ${offset} (0x${(value >>> 0).toString(16)}) covers ${hit.map((f) => f.name).join(" + ")}; ignored`, { offset, width, value: value >>> 0 });
+      return;
+    }
+    for (const f of hit) {
       const lo = Math.max(offset, f.offset), hi = Math.min(offset + width, f.offset + 4);
       if (lo >= hi) continue;
       if (!f.commit) {

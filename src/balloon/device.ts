@@ -1,7 +1,7 @@
 /**
  * The virtio memory balloon device (type 5): the `VirtioDeviceBackend` the virtio-pci transport drives
- * (features, activation, reset, save/restore) and the host-facing API `BalloonHost` uses (target,
- * counters, stats, hinting, events). The concerns live in their own files:
+ * (features, activation, reset, save/restore) and the host-facing `BalloonControl` (control.ts) that
+ * `BalloonHost` uses (target, counters, stats, hinting, events). The concerns live in their own files:
  *   config.ts     the device configuration, as a table of fields
  *   dispatch.ts   what one notify does: chains to handlers, used elements, bounded work per notify
  *   features.ts   feature bits, offer, FEATURES_OK rules, queue numbering
@@ -23,8 +23,9 @@ import {
 } from "./context.js";
 import { DiagnosticSink, type BalloonDiagnostic } from "./diagnostics.js";
 import { BALLOON_CONFIG_SIZE, BalloonConfig } from "./config.js";
+import type { BalloonControl, BalloonCounters } from "./control.js";
 import { QueueDispatcher } from "./dispatch.js";
-import type { BalloonFaults, FaultName } from "./fault-modes.js";
+import type { BalloonFaults } from "./fault-modes.js";
 import { FaultInjector, HUGE_NUM_PAGES } from "./faults.js";
 import { systemClock, TypedEmitter, type BalloonClock, type BalloonEvents } from "./events.js";
 import {
@@ -62,24 +63,10 @@ export interface BalloonOptions {
   initialTarget?: number;
 }
 
-export interface BalloonCounters extends DeviceCounters {
-  /** Diagnostics emitted (all kinds). */
-  diagnostics: number;
-  /** Diagnostics per kind. */
-  diagnosticsByKind: Record<string, number>;
-  /** Pages in the balloon right now, by the device's own tracking bitmap. */
-  inflatedPages: number;
-  /** How many times each fault-injection mode acted (run-time faults of faults.ts). */
-  faults: Partial<Record<FaultName, number>>;
-  /**
-   * Host work per notify, in guest pages the device may scan or fill (+1 per chain): the last notify's,
-   * the largest so far, and how many notifies ran out of budget and continued in a later host task.
-   */
-  notifyWork: { last: number; max: number; deferred: number };
-}
+export type { BalloonCounters } from "./control.js";
 
 
-export class BalloonDevice implements VirtioDeviceBackend {
+export class BalloonDevice implements VirtioDeviceBackend, BalloonControl {
   readonly deviceType = VIRTIO_ID_BALLOON;
   readonly configSize = BALLOON_CONFIG_SIZE;
 
@@ -408,6 +395,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedBitmap: this.tracker.snapshot(),
       faults: this.faults.save(),
+      notifyWork: this.queues.workSeen,
     });
   }
 
@@ -432,6 +420,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   applyState(s: ParsedState, queues?: readonly Virtqueue[]): void {
     this.faults.cancel();
     this.faults.restore(s.faults);
+    Object.assign(this.queues.workSeen, s.notifyWork);
     this.accepted = s.accepted;
     this.features = s.negotiated;
     this.config.numPages = s.numPages;

@@ -16,6 +16,7 @@ export type BalloonDiagnosticKind =
   | "pfn-out-of-range"
   | "too-many-pfns"
   | "pfn-list-too-long"
+  | "request-inflates-own-buffer"
   | "bitmap-too-short"
   | "unexpected-writable"
   | "unexpected-readable"
@@ -267,6 +268,10 @@ export const CONFORMANCE: Readonly<Record<DiagnosticKind, ConformanceRule>> = {
   "pfn-list-too-long": {
     severity: "violation", section: DEVOP,
     rule: "a PFN array lists unused pages of one request; this device takes at most 1024 PFNs (one 4 KiB driver page of le32 entries; Linux sends 256) per request, so no notify does unbounded work; longer requests are refused whole (used 0)",
+  },
+  "request-inflates-own-buffer": {
+    severity: "violation", section: DEVOP,
+    rule: "the driver constructs an array of addresses of unused memory pages (the page holding the request's own PFN list or bitmap is in use); refused whole (used 0), so the device never rewrites a request it is reading",
   },
   "ranges-overlap": {
     severity: "violation", section: "virtio 1.2 §5.5.6.4 Free Page Hinting / §5.5.6.6 Free Page Reporting",

@@ -84,7 +84,10 @@ export class QueueDispatcher {
     for (;;) {
       if (this.work.units >= NOTIFY_WORK_BUDGET) {
         // Whatever the driver queued, one notify does bounded work; the rest runs in the next host task.
-        if (q.pending() > 0) this.defer(index);
+        if (q.pending() > 0) {
+          this.workSeen.deferred++;
+          this.defer(index);
+        }
         break;
       }
       this.work.units++;
@@ -147,7 +150,6 @@ export class QueueDispatcher {
   /** Continue queue `index` in a later host task (once per queue until it runs). */
   private defer(index: number): void {
     if (this.deferred.has(index)) return;
-    this.workSeen.deferred++;
     this.deferred.set(index, this.clock.setTimeout(() => {
       this.deferred.delete(index);
       if (this.live) this.notify(index);

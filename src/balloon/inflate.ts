@@ -15,6 +15,8 @@
  *  - more than 256 PFNs (Linux's maximum): `too-many-pfns` warning, still handled in full;
  *  - more than 1024 PFNs (one 4 KiB page of them): `pfn-list-too-long`, the WHOLE request is refused (used 0),
  *    so one chain never costs more than 1024 page fills;
+ *  - a PFN naming a page that holds the request's own PFN list or bitmap: `request-inflates-own-buffer`,
+ *    the WHOLE request is refused (filling it would rewrite the request while it is read);
  *  - PFNs past RAM: `pfn-out-of-range` naming the first one; skipped (never written), bit 0;
  *  - bit 7 bitmap shorter than ceil(N/8): `bitmap-too-short`; NO bitmap byte is written and the used
  *    length is 0 (the driver must then treat every page as not initialised); the pages are still taken
@@ -71,6 +73,22 @@ function copyPfns(ctx: HandlerContext, segs: readonly Segment[]): Uint32Array {
   return new Uint32Array(bytes.buffer, 0, bytes.length >>> 2);
 }
 
+/**
+ * A request must not inflate a page that holds one of its own buffers (its PFN list or its bitmap): that
+ * page is in use, not unused, and filling it would rewrite the request while the device reads it (later
+ * PFNs, the bitmap). Diagnosed and refused whole; false then.
+ */
+function ownBuffersSpared(ctx: HandlerContext, chain: DescriptorChain, queue: number, pfns: Uint32Array): boolean {
+  const own = new Set<number>();
+  for (const s of [...chain.readable, ...chain.writable]) {
+    for (let p = Math.floor(s.addr / PAGE_SIZE); p <= Math.floor((s.addr + s.len - 1) / PAGE_SIZE); p++) own.add(p);
+  }
+  const i = pfns.findIndex((pfn) => own.has(pfn));
+  if (i < 0) return true;
+  ctx.diag.emit("request-inflates-own-buffer", `inflate request (head ${chain.head}): PFN 0x${pfns[i]!.toString(16)} (index ${i}) is a page holding the request's own PFN list or bitmap; request refused, nothing done`, { head: chain.head, pfn: pfns[i], index: i }, queue);
+  return false;
+}
+
 function diagnoseCount(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string, n: number): void {
   if (n === 0) {
     ctx.diag.emit("pfn-buffer-empty", `${what} request (head ${chain.head}) carries no PFN`, { head: chain.head }, queue);
@@ -123,6 +141,10 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   diagnoseCount(ctx, chain, queue, "inflate", n);
   ctx.work.units += n;
   const pfns = copyPfns(ctx, chain.readable);
+  if (!ownBuffersSpared(ctx, chain, queue, pfns)) {
+    refusedEvent(n);
+    return 0;
+  }
 
   // The bitmap (bit 7) or unexpected writable descriptors.
   const need = Math.ceil(n / 8);

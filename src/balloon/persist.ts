@@ -35,6 +35,8 @@ export interface BalloonDeviceState {
   inflatedBitmap: Uint8Array;
   /** Fault-injection counters (dropUsedEvery) and arming (resetMidInflate). */
   faults: FaultState;
+  /** counters().notifyWork, so a restored device reports what the saving one did. */
+  notifyWork: NotifyWork;
 }
 
 export interface StateParts {
@@ -54,7 +56,10 @@ export interface StateParts {
   diagnosticsByKind: Record<string, number>;
   inflatedBitmap: Uint8Array;
   faults: FaultState;
+  notifyWork: NotifyWork;
 }
+
+export interface NotifyWork { last: number; max: number; deferred: number }
 
 export function buildState(p: StateParts): BalloonDeviceState {
   return {
@@ -70,6 +75,7 @@ export function buildState(p: StateParts): BalloonDeviceState {
     diagnostics: { total: p.diagnosticsTotal, byKind: { ...p.diagnosticsByKind } },
     inflatedBitmap: p.inflatedBitmap.slice(),
     faults: { resetArmed: p.faults.resetArmed, chainsSeen: { ...p.faults.chainsSeen }, acts: { ...p.faults.acts } },
+    notifyWork: { ...p.notifyWork },
   };
 }
 
@@ -168,8 +174,11 @@ export function parseState(raw: unknown, limits: StateLimits, path = "device"): 
     }
   }
 
+  const w = version >= 2 ? r.obj("notifyWork") : null;
+  const notifyWork: NotifyWork = w ? { last: w.count("last"), max: w.count("max"), deferred: w.count("deferred") } : { last: 0, max: 0, deferred: 0 };
+
   return {
-    offered, accepted, negotiated, active,
+    offered, accepted, negotiated, active, notifyWork,
     numPages, actualRaw: c.u32("actual"), actualShadow: c.u32("actualShadow"), poisonVal: c.u32("poisonVal"), poisonShadow: c.u32("poisonShadow"),
     hinting,
     stats: { intervalSeconds, heldHead, latest: latest as StatsSample | null },

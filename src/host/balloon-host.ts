@@ -10,7 +10,7 @@
  * size the host asks for (num_pages), `actual` the size the driver reports (clamped to RAM).
  * Setting the target writes num_pages and raises a configuration-change interrupt through the transport.
  */
-import type { BalloonCounters, BalloonDevice } from "../balloon/device.js";
+import type { BalloonControl, BalloonCounters } from "../balloon/control.js";
 import type { BalloonEvents, BalloonEventName } from "../balloon/events.js";
 import { describeFeatures } from "../balloon/features.js";
 import type { HintingState } from "../balloon/hinting.js";
@@ -20,7 +20,7 @@ import { PAGE_SIZE } from "../balloon/context.js";
 export type { BalloonEvents, BalloonEventName } from "../balloon/events.js";
 export type { StatsSample, StatName } from "../balloon/stats.js";
 export type { BalloonDiagnostic } from "../balloon/diagnostics.js";
-export type { BalloonCounters } from "../balloon/device.js";
+export type { BalloonCounters } from "../balloon/control.js";
 
 export const BALLOON_PAGE_SIZE = PAGE_SIZE;
 
@@ -36,7 +36,7 @@ export interface FeatureView {
 }
 
 export class BalloonHost {
-  constructor(readonly device: BalloonDevice) {}
+  constructor(readonly device: BalloonControl) {}
 
   /** Guest RAM in 4 KiB pages. */
   get ramPages(): number {
