@@ -5,15 +5,19 @@
  * Two cases: as is (pages the balloon takes again were zeroed by our device in an earlier round, and
  * our hot path does not rewrite a page that already holds zeros), and "dirty": before each round the
  * guest writes and frees 300 MiB, so every page our device takes must really be written.
+ * Then PROFILED_ROUNDS more dirty rounds of ours with every device phase timed (bench/device-profile.ts):
+ * `inflate256.dirty_prof_*` is where the host time of a dirty 256 MiB inflate goes (medians).
  */
 import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
 import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
 import { startVM, type VM } from "../src/vm.js";
 import { V86Adapter } from "../src/v86/adapter.js";
 import { instructionsSince, median, msUntil } from "./support.js";
+import { profileDevice, type Phases } from "./device-profile.js";
 
 const PAGES = 256 * 256;
 const ROUNDS = 5;
+const PROFILED_ROUNDS = 3;
 
 interface Subject {
   vm: VM;
@@ -59,6 +63,7 @@ export async function run(): Promise<Record<string, number>> {
   const cases = { clean: false, dirty: true };
   const times = { clean: { ours: [] as number[], builtin: [] as number[] }, dirty: { ours: [] as number[], builtin: [] as number[] } };
   const instr = { ours: [] as number[], builtin: [] as number[] };
+  const profiled: (Phases & { wallMs: number })[] = [];
   try {
     for (const name of ["ours", "builtin"] as const) await inflateOnce(subjects[name], false); // JIT warm-up
     for (const [c, dirty] of Object.entries(cases) as ["clean" | "dirty", boolean][]) {
@@ -70,6 +75,16 @@ export async function run(): Promise<Record<string, number>> {
           if (!dirty) instr[name].push(instructions);
         }
       }
+    }
+    const profiler = await profileDevice(ours);
+    for (let r = 0; r < PROFILED_ROUNDS; r++) {
+      await ours.vm.run("memtouch 300", { timeoutMs: 120000 });
+      profiler.reset();
+      ours.host.setTarget(PAGES);
+      const wallMs = await msUntil(() => ours.host.actual === PAGES);
+      profiled.push({ wallMs, ...profiler.read() });
+      ours.host.setTarget(0);
+      await msUntil(() => ours.host.actual === 0);
     }
   } finally {
     await ours.vm.destroy();
@@ -87,6 +102,26 @@ export async function run(): Promise<Record<string, number>> {
     "inflate256.dirty_builtin_ms": dirtyBuiltin,
     "inflate256.dirty_ratio_vs_builtin": dirtyOurs / dirtyBuiltin,
     "inflate256.ours_guest_minstr": median(instr.ours) / 1e6,
+    ...phaseFigures("inflate256.dirty_prof_", profiled),
     "inflate256.builtin_guest_minstr": median(instr.builtin) / 1e6,
+  };
+}
+
+/** Medians of each phase over profiled rounds. */
+export function phaseFigures(prefix: string, rounds: (Phases & { wallMs: number })[]): Record<string, number> {
+  const m = (f: (r: Phases & { wallMs: number }) => number) => Math.round(median(rounds.map(f)) * 100) / 100;
+  return {
+    [`${prefix}wall_ms`]: m((r) => r.wallMs),
+    [`${prefix}guest_ms`]: m((r) => r.wallMs - r.deviceMs - r.irqOutsideMs),
+    [`${prefix}device_ms`]: m((r) => r.deviceMs + r.irqOutsideMs),
+    [`${prefix}walk_ms`]: m((r) => r.walkMs),
+    [`${prefix}check_fill_ms`]: m((r) => r.checkFillMs),
+    [`${prefix}jit_ms`]: m((r) => r.jitMs),
+    [`${prefix}used_ms`]: m((r) => r.usedMs),
+    [`${prefix}irq_ms`]: m((r) => r.irqMs),
+    [`${prefix}device_other_ms`]: m((r) => r.deviceMs + r.irqOutsideMs - r.walkMs - r.checkFillMs - r.jitMs - r.usedMs - r.irqMs),
+    [`${prefix}notifies`]: m((r) => r.notifies),
+    [`${prefix}jit_calls`]: m((r) => r.dirtyCalls),
+    [`${prefix}jit_pages`]: m((r) => r.dirtyPages),
   };
 }
