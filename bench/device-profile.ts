@@ -7,6 +7,7 @@
  */
 import type { AttachedBalloon } from "../src/host/attach.js";
 import { loadHotPath, type HotPath } from "../src/hotpath/hotpath.js";
+import { median } from "./support.js";
 
 export interface Phases {
   /** device.notify, everything the device does for a kick (includes the phases below but irqOutside). */
@@ -98,5 +99,24 @@ export async function profileDevice(b: AttachedBalloon): Promise<Profiler> {
     reset: () => {
       p = zero();
     },
+  };
+}
+
+/** Medians of each phase over profiled rounds. */
+export function phaseFigures(prefix: string, rounds: (Phases & { wallMs: number })[]): Record<string, number> {
+  const m = (f: (r: Phases & { wallMs: number }) => number) => Math.round(median(rounds.map(f)) * 100) / 100;
+  return {
+    [`${prefix}wall_ms`]: m((r) => r.wallMs),
+    [`${prefix}guest_ms`]: m((r) => r.wallMs - r.deviceMs - r.irqOutsideMs),
+    [`${prefix}device_ms`]: m((r) => r.deviceMs + r.irqOutsideMs),
+    [`${prefix}walk_ms`]: m((r) => r.walkMs),
+    [`${prefix}check_fill_ms`]: m((r) => r.checkFillMs),
+    [`${prefix}jit_ms`]: m((r) => r.jitMs),
+    [`${prefix}used_ms`]: m((r) => r.usedMs),
+    [`${prefix}irq_ms`]: m((r) => r.irqMs),
+    [`${prefix}device_other_ms`]: m((r) => r.deviceMs + r.irqOutsideMs - r.walkMs - r.checkFillMs - r.jitMs - r.usedMs - r.irqMs),
+    [`${prefix}notifies`]: m((r) => r.notifies),
+    [`${prefix}jit_calls`]: m((r) => r.dirtyCalls),
+    [`${prefix}jit_pages`]: m((r) => r.dirtyPages),
   };
 }

@@ -13,7 +13,7 @@ import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
 import { startVM, type VM } from "../src/vm.js";
 import { V86Adapter } from "../src/v86/adapter.js";
 import { instructionsSince, median, msUntil } from "./support.js";
-import { profileDevice, type Phases } from "./device-profile.js";
+import { phaseFigures, profileDevice, type Phases } from "./device-profile.js";
 
 const PAGES = 256 * 256;
 const ROUNDS = 5;
@@ -104,24 +104,5 @@ export async function run(): Promise<Record<string, number>> {
     "inflate256.ours_guest_minstr": median(instr.ours) / 1e6,
     ...phaseFigures("inflate256.dirty_prof_", profiled),
     "inflate256.builtin_guest_minstr": median(instr.builtin) / 1e6,
-  };
-}
-
-/** Medians of each phase over profiled rounds. */
-export function phaseFigures(prefix: string, rounds: (Phases & { wallMs: number })[]): Record<string, number> {
-  const m = (f: (r: Phases & { wallMs: number }) => number) => Math.round(median(rounds.map(f)) * 100) / 100;
-  return {
-    [`${prefix}wall_ms`]: m((r) => r.wallMs),
-    [`${prefix}guest_ms`]: m((r) => r.wallMs - r.deviceMs - r.irqOutsideMs),
-    [`${prefix}device_ms`]: m((r) => r.deviceMs + r.irqOutsideMs),
-    [`${prefix}walk_ms`]: m((r) => r.walkMs),
-    [`${prefix}check_fill_ms`]: m((r) => r.checkFillMs),
-    [`${prefix}jit_ms`]: m((r) => r.jitMs),
-    [`${prefix}used_ms`]: m((r) => r.usedMs),
-    [`${prefix}irq_ms`]: m((r) => r.irqMs),
-    [`${prefix}device_other_ms`]: m((r) => r.deviceMs + r.irqOutsideMs - r.walkMs - r.checkFillMs - r.jitMs - r.usedMs - r.irqMs),
-    [`${prefix}notifies`]: m((r) => r.notifies),
-    [`${prefix}jit_calls`]: m((r) => r.dirtyCalls),
-    [`${prefix}jit_pages`]: m((r) => r.dirtyPages),
   };
 }

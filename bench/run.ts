@@ -17,6 +17,7 @@ const GROUPS: Record<string, () => Promise<{ run(): Promise<Record<string, numbe
   hotpath: () => import("./hotpath.js"),
   boot: () => import("./boot.js"),
   inflate256: () => import("./inflate256.js"),
+  inflate: () => import("./inflate.js"),
   snapshot: () => import("./snapshot.js"),
   devinit: () => import("./devinit.js"),
   demo: () => import("./demo.js"),

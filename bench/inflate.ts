@@ -1,0 +1,98 @@
+/**
+ * The balloon as a user meets it, our device only (v86's built-in one is in the inflate256 group).
+ *
+ * Cold: COLD_VMS fresh 256 MiB guests, each inflating 64 MiB three times (deflating back in between),
+ * with every device phase timed (bench/device-profile.ts) and guest instructions counted: where the first
+ * inflate's time goes, and `inflate.first_vs_warm_64m` = first / third (median over the VMs). Nothing is
+ * inflated at boot: the first inflate measured is the first the guest ever does.
+ *
+ * Growth: one guest with GROWTH_MIB of RAM (the committed kernel has no HIGHMEM, so Linux uses ~890 MiB
+ * of it) inflates 64, 128, 256 and 512 MiB and deflates back, GROWTH_ROUNDS rounds in rotating order
+ * after one warm-up inflate of the largest size; per-page host time, medians, and
+ * `inflate.growth_512_vs_64` / `deflate.growth_512_vs_64` = per-page(512) / per-page(64).
+ */
+import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
+import { phaseFigures, profileDevice, type Phases } from "./device-profile.js";
+import { instructionsSince, median, msUntil } from "./support.js";
+
+const PAGES_PER_MIB = 256;
+const COLD_VMS = Number(process.env.INFLATE_COLD_VMS ?? 3);
+const COLD_MIB = 64;
+const GROWTH_MIB = 1024;
+const GROWTH_SIZES = [64, 128, 256, 512];
+const GROWTH_ROUNDS = Number(process.env.INFLATE_GROWTH_ROUNDS ?? 3);
+
+type Round = Phases & { wallMs: number; instructions: number };
+
+/** Time host.setTarget(pages) until `actual` reaches it. */
+async function balloonTo(b: BalloonVM, pages: number): Promise<{ ms: number; instructions: number }> {
+  const i0 = b.adapter.instructionCounter();
+  b.host.setTarget(pages);
+  const ms = await msUntil(() => b.host.actual === pages);
+  return { ms, instructions: instructionsSince(i0, b.adapter.instructionCounter()) };
+}
+
+async function coldVM(): Promise<Round[]> {
+  const b = await startNodeBalloonVM({ memoryMiB: 256 });
+  try {
+    const profiler = await profileDevice(b);
+    const rounds: Round[] = [];
+    for (let i = 0; i < 3; i++) {
+      profiler.reset();
+      const { ms, instructions } = await balloonTo(b, COLD_MIB * PAGES_PER_MIB);
+      rounds.push({ wallMs: ms, instructions, ...profiler.read() });
+      await balloonTo(b, 0);
+    }
+    return rounds;
+  } finally {
+    await b.vm.destroy();
+  }
+}
+
+async function growth(): Promise<Record<string, number>> {
+  const b = await startNodeBalloonVM({ memoryMiB: GROWTH_MIB });
+  const inflateUs: Record<number, number[]> = {};
+  const deflateUs: Record<number, number[]> = {};
+  try {
+    const largest = Math.max(...GROWTH_SIZES) * PAGES_PER_MIB;
+    await balloonTo(b, largest); // warm-up: JIT, and the pages taken later are already zero
+    await balloonTo(b, 0);
+    for (let r = 0; r < GROWTH_ROUNDS; r++) {
+      for (let k = 0; k < GROWTH_SIZES.length; k++) {
+        const mib = GROWTH_SIZES[(k + r) % GROWTH_SIZES.length]!;
+        const pages = mib * PAGES_PER_MIB;
+        const up = await balloonTo(b, pages);
+        const down = await balloonTo(b, 0);
+        (inflateUs[mib] ??= []).push((up.ms * 1000) / pages);
+        (deflateUs[mib] ??= []).push((down.ms * 1000) / pages);
+      }
+    }
+  } finally {
+    await b.vm.destroy();
+  }
+  const out: Record<string, number> = {};
+  const round3 = (x: number) => Math.round(x * 1000) / 1000;
+  for (const [name, us] of [["inflate", inflateUs], ["deflate", deflateUs]] as const) {
+    for (const mib of GROWTH_SIZES) out[`${name}.per_page_us_${mib}m`] = round3(median(us[mib]!));
+    out[`${name}.growth_512_vs_64`] = round3(median(us[512]!) / median(us[64]!));
+  }
+  out["inflate.growth_guest_mib"] = GROWTH_MIB;
+  return out;
+}
+
+export async function run(): Promise<Record<string, number>> {
+  const vms: Round[][] = [];
+  for (let v = 0; v < COLD_VMS; v++) vms.push(await coldVM());
+  const nth = (i: number) => vms.map((rounds) => rounds[i]!);
+  const ratio = median(vms.map((rounds) => rounds[0]!.wallMs / rounds[2]!.wallMs));
+  const minstr = (i: number) => Math.round(median(nth(i).map((r) => r.instructions)) / 1e4) / 100;
+  return {
+    "inflate.first_vs_warm_64m": Math.round(ratio * 100) / 100,
+    "inflate.first_guest_minstr_64m": minstr(0),
+    "inflate.third_guest_minstr_64m": minstr(2),
+    ...phaseFigures("inflate.first_64m_", nth(0)),
+    ...phaseFigures("inflate.second_64m_", nth(1)),
+    ...phaseFigures("inflate.third_64m_", nth(2)),
+    ...(await growth()),
+  };
+}
