@@ -4,7 +4,9 @@
  * Cold: COLD_VMS fresh 256 MiB guests, each inflating 64 MiB three times (deflating back in between),
  * with every device phase timed (bench/device-profile.ts) and guest instructions counted: where the first
  * inflate's time goes, and `inflate.first_vs_warm_64m` = first / third (median over the VMs). Nothing is
- * inflated at boot: the first inflate measured is the first the guest ever does.
+ * inflated at boot: the first inflate measured is the first the guest ever does. The same three inflates
+ * on as many fresh guests with v86's built-in balloon (which only counts PFNs) give
+ * `inflate.builtin_first_vs_warm_64m`: what the guest and v86 alone cost the first time.
  *
  * Growth: one guest with GROWTH_MIB of RAM (the committed kernel has no HIGHMEM, so Linux uses ~890 MiB
  * of it) inflates 64, 128, 256 and 512 MiB and deflates back, GROWTH_ROUNDS rounds in rotating order
@@ -12,7 +14,10 @@
  * `inflate.growth_512_vs_64` / `deflate.growth_512_vs_64` = per-page(512) / per-page(64).
  */
 import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
-import { phaseFigures, profileDevice, type Phases } from "./device-profile.js";
+import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
+import { V86Adapter } from "../src/v86/adapter.js";
+import { startVM } from "../src/vm.js";
+import { guestMs, phaseFigures, profileDevice, type Phases } from "./device-profile.js";
 import { instructionsSince, median, msUntil } from "./support.js";
 
 const PAGES_PER_MIB = 256;
@@ -24,12 +29,36 @@ const GROWTH_ROUNDS = Number(process.env.INFLATE_GROWTH_ROUNDS ?? 3);
 
 type Round = Phases & { wallMs: number; instructions: number };
 
-/** Time host.setTarget(pages) until `actual` reaches it. */
-async function balloonTo(b: BalloonVM, pages: number): Promise<{ ms: number; instructions: number }> {
-  const i0 = b.adapter.instructionCounter();
-  b.host.setTarget(pages);
-  const ms = await msUntil(() => b.host.actual === pages);
-  return { ms, instructions: instructionsSince(i0, b.adapter.instructionCounter()) };
+interface Balloon {
+  setTarget(pages: number): void;
+  readonly actual: number;
+}
+
+/** Time setTarget(pages) until `actual` reaches it. */
+async function balloonTo(b: Balloon, adapter: V86Adapter, pages: number): Promise<{ ms: number; instructions: number }> {
+  const i0 = adapter.instructionCounter();
+  b.setTarget(pages);
+  const ms = await msUntil(() => b.actual === pages);
+  return { ms, instructions: instructionsSince(i0, adapter.instructionCounter()) };
+}
+
+const ours = (b: BalloonVM): Balloon => ({ setTarget: (p) => b.host.setTarget(p), get actual() { return b.host.actual; } });
+
+async function coldBuiltinVM(): Promise<{ wallMs: number; instructions: number }[]> {
+  let adapter: V86Adapter | undefined;
+  const vm = await startVM(loadGuestImages(), v86WasmPath(), { memoryMiB: 256, builtinBalloon: true, onReady: (e) => { adapter = new V86Adapter(e); } });
+  try {
+    const b = adapter!.builtinBalloon()!;
+    const rounds = [];
+    for (let i = 0; i < 3; i++) {
+      const { ms, instructions } = await balloonTo(b, adapter!, COLD_MIB * PAGES_PER_MIB);
+      rounds.push({ wallMs: ms, instructions });
+      await balloonTo(b, adapter!, 0);
+    }
+    return rounds;
+  } finally {
+    await vm.destroy();
+  }
 }
 
 async function coldVM(): Promise<Round[]> {
@@ -39,9 +68,9 @@ async function coldVM(): Promise<Round[]> {
     const rounds: Round[] = [];
     for (let i = 0; i < 3; i++) {
       profiler.reset();
-      const { ms, instructions } = await balloonTo(b, COLD_MIB * PAGES_PER_MIB);
+      const { ms, instructions } = await balloonTo(ours(b), b.adapter, COLD_MIB * PAGES_PER_MIB);
       rounds.push({ wallMs: ms, instructions, ...profiler.read() });
-      await balloonTo(b, 0);
+      await balloonTo(ours(b), b.adapter, 0);
     }
     return rounds;
   } finally {
@@ -55,14 +84,15 @@ async function growth(): Promise<Record<string, number>> {
   const deflateUs: Record<number, number[]> = {};
   try {
     const largest = Math.max(...GROWTH_SIZES) * PAGES_PER_MIB;
-    await balloonTo(b, largest); // warm-up: JIT, and the pages taken later are already zero
-    await balloonTo(b, 0);
+    const balloon = ours(b);
+    await balloonTo(balloon, b.adapter, largest); // warm-up: JIT, and the pages taken later are already zero
+    await balloonTo(balloon, b.adapter, 0);
     for (let r = 0; r < GROWTH_ROUNDS; r++) {
       for (let k = 0; k < GROWTH_SIZES.length; k++) {
         const mib = GROWTH_SIZES[(k + r) % GROWTH_SIZES.length]!;
         const pages = mib * PAGES_PER_MIB;
-        const up = await balloonTo(b, pages);
-        const down = await balloonTo(b, 0);
+        const up = await balloonTo(balloon, b.adapter, pages);
+        const down = await balloonTo(balloon, b.adapter, 0);
         (inflateUs[mib] ??= []).push((up.ms * 1000) / pages);
         (deflateUs[mib] ??= []).push((down.ms * 1000) / pages);
       }
@@ -82,14 +112,25 @@ async function growth(): Promise<Record<string, number>> {
 
 export async function run(): Promise<Record<string, number>> {
   const vms: Round[][] = [];
-  for (let v = 0; v < COLD_VMS; v++) vms.push(await coldVM());
+  const builtinVms: { wallMs: number; instructions: number }[][] = [];
+  for (let v = 0; v < COLD_VMS; v++) {
+    vms.push(await coldVM());
+    builtinVms.push(await coldBuiltinVM());
+  }
   const nth = (i: number) => vms.map((rounds) => rounds[i]!);
-  const ratio = median(vms.map((rounds) => rounds[0]!.wallMs / rounds[2]!.wallMs));
+  const firstVsThird = (rounds: { wallMs: number }[][]) => Math.round(median(rounds.map((r) => r[0]!.wallMs / r[2]!.wallMs)) * 100) / 100;
   const minstr = (i: number) => Math.round(median(nth(i).map((r) => r.instructions)) / 1e4) / 100;
   return {
-    "inflate.first_vs_warm_64m": Math.round(ratio * 100) / 100,
+    "inflate.first_vs_warm_64m": firstVsThird(vms),
+    "inflate.builtin_first_vs_warm_64m": firstVsThird(builtinVms),
+    "inflate.builtin_first_64m_ms": Math.round(median(builtinVms.map((r) => r[0]!.wallMs))),
+    "inflate.builtin_third_64m_ms": Math.round(median(builtinVms.map((r) => r[2]!.wallMs))),
+    "inflate.builtin_first_guest_minstr_64m": Math.round(median(builtinVms.map((r) => r[0]!.instructions)) / 1e4) / 100,
     "inflate.first_guest_minstr_64m": minstr(0),
     "inflate.third_guest_minstr_64m": minstr(2),
+    // Host time per guest instruction: the same instructions, run cold (v86 interprets) and warm (compiled).
+    "inflate.first_guest_ns_per_instr": Math.round(median(nth(0).map((r) => (guestMs(r) * 1e6) / r.instructions)) * 10) / 10,
+    "inflate.third_guest_ns_per_instr": Math.round(median(nth(2).map((r) => (guestMs(r) * 1e6) / r.instructions)) * 10) / 10,
     ...phaseFigures("inflate.first_64m_", nth(0)),
     ...phaseFigures("inflate.second_64m_", nth(1)),
     ...phaseFigures("inflate.third_64m_", nth(2)),

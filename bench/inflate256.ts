@@ -16,7 +16,7 @@ import { instructionsSince, median, msUntil } from "./support.js";
 import { phaseFigures, profileDevice, type Phases } from "./device-profile.js";
 
 const PAGES = 256 * 256;
-const ROUNDS = 5;
+const ROUNDS = 7;
 const PROFILED_ROUNDS = 3;
 
 interface Subject {
