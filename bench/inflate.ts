@@ -25,7 +25,7 @@ const COLD_VMS = Number(process.env.INFLATE_COLD_VMS ?? 3);
 const COLD_MIB = 64;
 const GROWTH_MIB = 1024;
 const GROWTH_SIZES = [64, 128, 256, 512];
-const GROWTH_ROUNDS = Number(process.env.INFLATE_GROWTH_ROUNDS ?? 3);
+const GROWTH_ROUNDS = Number(process.env.INFLATE_GROWTH_ROUNDS ?? 5);
 
 type Round = Phases & { wallMs: number; instructions: number };
 
@@ -80,9 +80,12 @@ async function coldVM(): Promise<Round[]> {
 
 async function growth(): Promise<Record<string, number>> {
   const b = await startNodeBalloonVM({ memoryMiB: GROWTH_MIB });
+  let memTotalKiB = 0;
   const inflateUs: Record<number, number[]> = {};
   const deflateUs: Record<number, number[]> = {};
   try {
+    // What Linux made of the RAM (lowmem only: no HIGHMEM in the committed kernel).
+    memTotalKiB = Number(/MemTotal:\s+(\d+)/.exec(await b.vm.run("grep MemTotal /proc/meminfo"))?.[1] ?? 0);
     const largest = Math.max(...GROWTH_SIZES) * PAGES_PER_MIB;
     const balloon = ours(b);
     await balloonTo(balloon, b.adapter, largest); // warm-up: JIT, and the pages taken later are already zero
@@ -107,6 +110,7 @@ async function growth(): Promise<Record<string, number>> {
     out[`${name}.growth_512_vs_64`] = round3(median(us[512]!) / median(us[64]!));
   }
   out["inflate.growth_guest_mib"] = GROWTH_MIB;
+  out["inflate.growth_guest_memtotal_mib"] = Math.round(memTotalKiB / 1024);
   return out;
 }
 
