@@ -6,7 +6,8 @@
  * inflate's time goes, and `inflate.first_vs_warm_64m` = first / third (median over the VMs). Nothing is
  * inflated at boot: the first inflate measured is the first the guest ever does. The same three inflates
  * on as many fresh guests with v86's built-in balloon (which only counts PFNs) give
- * `inflate.builtin_first_vs_warm_64m`: what the guest and v86 alone cost the first time.
+ * `inflate.builtin_first_vs_warm_64m`: what the guest and v86 alone cost the first time; and our device
+ * offering only what the built-in one offers (`inflate.samefeat_*`): the same driver work as with it.
  *
  * Growth: one guest with GROWTH_MIB of RAM (the committed kernel has no HIGHMEM, so Linux uses ~890 MiB
  * of it) inflates 64, 128, 256 and 512 MiB and deflates back, GROWTH_ROUNDS rounds in rotating order
@@ -19,6 +20,8 @@ import { V86Adapter } from "../src/v86/adapter.js";
 import { startVM } from "../src/vm.js";
 import { guestMs, phaseFigures, profileDevice, type Phases } from "./device-profile.js";
 import { instructionsSince, median, msUntil } from "./support.js";
+import { BUILTIN_FEATURES } from "./inflate256.js";
+import type { FeatureOffer } from "../src/balloon/features.js";
 
 const PAGES_PER_MIB = 256;
 const COLD_VMS = Number(process.env.INFLATE_COLD_VMS ?? 3);
@@ -61,8 +64,8 @@ async function coldBuiltinVM(): Promise<{ wallMs: number; instructions: number }
   }
 }
 
-async function coldVM(): Promise<Round[]> {
-  const b = await startNodeBalloonVM({ memoryMiB: 256 });
+async function coldVM(features?: FeatureOffer): Promise<Round[]> {
+  const b = await startNodeBalloonVM({ memoryMiB: 256, balloon: { features } });
   try {
     const profiler = await profileDevice(b);
     const rounds: Round[] = [];
@@ -117,9 +120,11 @@ async function growth(): Promise<Record<string, number>> {
 export async function run(): Promise<Record<string, number>> {
   const vms: Round[][] = [];
   const builtinVms: { wallMs: number; instructions: number }[][] = [];
+  const sameFeatVms: Round[][] = [];
   for (let v = 0; v < COLD_VMS; v++) {
     vms.push(await coldVM());
     builtinVms.push(await coldBuiltinVM());
+    sameFeatVms.push(await coldVM(BUILTIN_FEATURES));
   }
   const nth = (i: number) => vms.map((rounds) => rounds[i]!);
   const firstVsThird = (rounds: { wallMs: number }[][]) => Math.round(median(rounds.map((r) => r[0]!.wallMs / r[2]!.wallMs)) * 100) / 100;
@@ -129,6 +134,10 @@ export async function run(): Promise<Record<string, number>> {
     "inflate.builtin_first_vs_warm_64m": firstVsThird(builtinVms),
     "inflate.builtin_first_64m_ms": Math.round(median(builtinVms.map((r) => r[0]!.wallMs))),
     "inflate.builtin_third_64m_ms": Math.round(median(builtinVms.map((r) => r[2]!.wallMs))),
+    "inflate.samefeat_first_vs_warm_64m": firstVsThird(sameFeatVms),
+    "inflate.samefeat_first_64m_ms": Math.round(median(sameFeatVms.map((r) => r[0]!.wallMs))),
+    "inflate.samefeat_third_64m_ms": Math.round(median(sameFeatVms.map((r) => r[2]!.wallMs))),
+    "inflate.samefeat_first_device_ms": Math.round(median(sameFeatVms.map((r) => r[0]!.deviceMs + r[0]!.irqOutsideMs))),
     "inflate.builtin_first_guest_minstr_64m": Math.round(median(builtinVms.map((r) => r[0]!.instructions)) / 1e4) / 100,
     "inflate.first_guest_minstr_64m": minstr(0),
     "inflate.third_guest_minstr_64m": minstr(2),

@@ -9,6 +9,7 @@
  * `inflate256.dirty_prof_*` is where the host time of a dirty 256 MiB inflate goes (medians).
  */
 import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
+import type { FeatureOffer } from "../src/balloon/features.js";
 import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
 import { startVM, type VM } from "../src/vm.js";
 import { V86Adapter } from "../src/v86/adapter.js";
@@ -16,6 +17,12 @@ import { instructionsSince, median, msUntil } from "./support.js";
 import { phaseFigures, profileDevice, type Phases } from "./device-profile.js";
 
 const PAGES = 256 * 256;
+
+/** Our device offering what v86's built-in balloon offers (STATS_VQ, FREE_PAGE_HINT), for side-by-side runs. */
+export const BUILTIN_FEATURES: FeatureOffer = {
+  MUST_TELL_HOST: false, DEFLATE_ON_OOM: false, PAGE_POISON: false, PAGE_REPORTING: false,
+  DEVICE_INIT_REPORTED: false, DEVICE_INIT_ON_INFLATE: false,
+};
 const ROUNDS = 7;
 const PROFILED_ROUNDS = 3;
 
@@ -41,10 +48,7 @@ export async function run(): Promise<Record<string, number>> {
   const ours = await startNodeBalloonVM({
     memoryMiB: 512,
     balloon: {
-      features: {
-        MUST_TELL_HOST: false, DEFLATE_ON_OOM: false, PAGE_POISON: false, PAGE_REPORTING: false,
-        DEVICE_INIT_REPORTED: false, DEVICE_INIT_ON_INFLATE: false,
-      },
+      features: BUILTIN_FEATURES,
     },
   });
   let builtinAdapter: V86Adapter | undefined;
