@@ -142,44 +142,49 @@ export let res_pages_written: u32 = 0;
 
 const PAGE_SHIFT: u32 = 12;
 
-/** True if the 4 KiB page at absolute `p` already holds `pattern` in every byte (8 bytes at a time). */
+/**
+ * Offset of the first 32-byte block of the 4 KiB page at absolute `p` that does not hold `pattern`
+ * in every byte, or 4096 if the whole page holds it.
+ */
 @inline
-function pageHolds(p: usize, pattern: u64): bool {
+function firstMismatch(p: usize, pattern: u64): usize {
   for (let o: usize = 0; o < 4096; o += 32) {
     const d = (load<u64>(p + o) ^ pattern) | (load<u64>(p + o + 8) ^ pattern)
       | (load<u64>(p + o + 16) ^ pattern) | (load<u64>(p + o + 24) ^ pattern);
-    if (d != 0) return false;
+    if (d != 0) return o;
   }
-  return true;
-}
-
-@inline
-function fillPages(base: u32, lo: u32, hi: u32, fill: u32): void {
-  const start: usize = <usize>lo << PAGE_SHIFT;
-  const bytes: usize = (<usize>(hi - lo) + 1) << PAGE_SHIFT;
-  memory.fill(<usize>base + start, <u8>fill, bytes);
-  dirty(<u32>start, <u32>(start + bytes));
-  res_runs++;
-  res_pages_written += hi - lo + 1;
+  return 4096;
 }
 
 /**
- * Fills pages lo..hi, skipping those that already hold the fill byte: reading a page is cheaper than
- * writing it, and a host page the guest never touched stays unallocated (a first write costs a host
- * page fault, ~3 x the fill itself). Only written sub-runs are dirtied for the JIT.
+ * Brings pages lo..hi to the fill byte, page by page: each page is read only up to its first block
+ * that differs and written from there on (check and fill fused: nothing is read twice, a page that
+ * already holds the byte is never written, so a host page the guest never touched stays unallocated;
+ * a first write costs a host page fault, ~3 x the fill itself). The JIT is told once per stretch of
+ * consecutive written pages (v86 walks the stretch page by page).
  */
 function flushRun(base: u32, lo: u32, hi: u32, fill: u32): void {
   const pattern: u64 = <u64>(fill & 0xff) * 0x0101010101010101;
-  let from: i64 = -1;
-  for (let p: u32 = lo; p <= hi; p++) {
-    if (pageHolds(<usize>base + (<usize>p << PAGE_SHIFT), pattern)) {
-      if (from >= 0) fillPages(base, <u32>from, p - 1, fill);
+  let from: i64 = -1; // first page of the stretch being written
+  for (let pg: u32 = lo; pg <= hi; pg++) {
+    const p: usize = <usize>base + (<usize>pg << PAGE_SHIFT);
+    const o = firstMismatch(p, pattern);
+    if (o < 4096) {
+      memory.fill(p + o, <u8>fill, 4096 - o);
+      if (from < 0) from = pg;
+    } else if (from >= 0) {
+      dirtyPages(<u32>from, pg - 1);
       from = -1;
-    } else if (from < 0) {
-      from = p;
     }
   }
-  if (from >= 0) fillPages(base, <u32>from, hi, fill);
+  if (from >= 0) dirtyPages(<u32>from, hi);
+}
+
+@inline
+function dirtyPages(lo: u32, hi: u32): void {
+  dirty(lo << PAGE_SHIFT, (hi + 1) << PAGE_SHIFT);
+  res_runs++;
+  res_pages_written += hi - lo + 1;
 }
 
 /**

@@ -127,14 +127,11 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   ctx.counters.requests.inflate++;
   const negotiated = ctx.negotiated();
   const bit7 = hasFeature(negotiated, "DEVICE_INIT_ON_INFLATE");
-  const refusedEvent = (pfns: number) =>
+  if (!pfnSegmentsOk(ctx, chain, queue, "inflate")) {
     ctx.events.emit("inflate", {
-      time: ctx.clock.now(), queue, pfns, pages: 0, initialised: 0, outOfRange: 0, alreadyInflated: 0,
+      time: ctx.clock.now(), queue, pfns: 0, pages: 0, initialised: 0, outOfRange: 0, alreadyInflated: 0,
       bitmapBytes: 0, inflatedPages: ctx.tracker.count, refused: true,
     });
-
-  if (!pfnSegmentsOk(ctx, chain, queue, "inflate")) {
-    refusedEvent(0);
     return 0;
   }
   const n = chain.readableBytes / 4;
