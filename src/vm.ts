@@ -31,6 +31,11 @@ export interface VMOptions {
   onReady?: (emulator: V86) => void | Promise<void>;
   /** Start from a saved state instead of booting. */
   initialState?: ArrayBuffer;
+  /**
+   * Resolve once the emulator runs instead of waiting for the project's prompt: for callers that find
+   * the shell their own way (the test harness, which boots initramfs images with any prompt).
+   */
+  noPromptWait?: boolean;
   /** v86's own built-in balloon (counts pages only): for side-by-side benchmarks, never with ours. */
   builtinBalloon?: boolean;
 }
@@ -175,6 +180,10 @@ export async function startVM(images: GuestImages, wasmPath: string, opts: VMOpt
     });
   });
   await opts.onReady?.(emulator);
+  if (opts.noPromptWait) {
+    await emulator.run();
+    return vm;
+  }
   const prompt = vm.waitFor(PROMPT, bootTimeoutMs, "the shell prompt");
   await emulator.run();
   if (opts.initialState) {

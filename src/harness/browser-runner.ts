@@ -54,7 +54,7 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
   }
 
   return {
-    async run(groups, lib, emit, traceAll) {
+    async run(groups, lib, emit, traceAll, shouldStop, extra) {
       const lanes = Math.max(1, Math.min(opts.workers, groups.length));
       const queue: TestGroup[] = groups.map((g) => ({
         ...g,
@@ -65,12 +65,12 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
           const page = await newPage(emit);
           const out: CaseResult[] = [];
           for (;;) {
-            const g = queue.shift();
+            const g = shouldStop() ? undefined : queue.shift();
             if (!g) break;
             const r = await page.evaluate(
-              ([group, libText, all]) =>
-                (window as unknown as { __harness: { runGroup(g: unknown, l: string, t: boolean): Promise<CaseResult[]> } }).__harness.runGroup(group, libText, all),
-              [g, lib, traceAll] as const,
+              ([group, libText, all, more]) =>
+                (window as unknown as { __harness: { runGroup(g: unknown, l: string, t: boolean, x: unknown): Promise<CaseResult[]> } }).__harness.runGroup(group, libText, all, more),
+              [g, lib, traceAll, extra ?? {}] as const,
             );
             out.push(...r);
           }

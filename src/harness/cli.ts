@@ -1,9 +1,10 @@
 /**
  * `v86-balloon test [files/dirs/globs] [options]` — see USAGE. Exit status: 0 all passed, 1 failures,
- * 2 usage error.
+ * 2 usage error or nothing to run; with --bisect 125 when the kernel could not be tested.
  */
-import { runTests, type RunOptions } from "./runner.js";
+import { HarnessInputError, listTests, runTests, type RunOptions } from "./runner.js";
 import { parseDuration } from "./descriptor.js";
+import { DEFAULT_CRASH_PATTERNS } from "./serial.js";
 
 export const USAGE = `usage: v86-balloon test [files/dirs/globs | guest:/path ...] [options]
 
@@ -11,6 +12,9 @@ Boots the v86 Linux guest with the v86-balloon device and runs guest-side TAP te
 No files: the project's suite (guest/initramfs/tests/*.sh).
 
   --kernel F --initrd F    boot your own bzImage / initramfs (default: public/guest/)
+  --modules DIR|F.deb      kernel modules to append to the initramfs and load (in .modinfo depends= order)
+  --kernel-config F        the kernel's .config for the pre-flight check (default: IKCONFIG in the image,
+                           the config-* of a --modules .deb)
   --image-dir D            directory with bios.bin, vgabios.bin, bzImage, initramfs.cpio, manifest.json
   --cmdline S              replace the kernel command line   (--append S: append to it)
   --memory MIB             guest RAM (default 128; a test's "# memory:" wins)
@@ -27,11 +31,22 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --timeout-boot MS        per-boot timeout (default 90000)
   --tap FILE  --junit FILE write reports (TAP 13 / JUnit XML); TAP also goes to stdout with --tap -
   --trace-dir DIR          write a JSON transaction trace for every failing test (--trace-all: every test)
+  --crash-on A,B           console lines that fail a test at once (default: ${DEFAULT_CRASH_PATTERNS.join(",")}; "none")
+  --allow-diagnostic KIND  device diagnostics of this kind fail no test (repeatable)
+  --no-driver-check        do not stop when no driver is bound to virtio device 5 after boot
+  --bisect                 exit 0 pass, 1 test failure, 125 kernel untestable (for git bisect run)
+  --list                   print the tests, their boot groups and each shard's contents; boot nothing
   --quiet                  no progress output
+
+Exit status: 0 all passed, 1 a test failed, 2 usage error / no test selected / cannot start;
+with --bisect, 125 instead of 1 or 2 when the kernel could not be tested (missing image, pre-flight,
+boot failure, panic before the shell, no balloon driver).
 `;
 
-export function parseArgs(argv: string[]): RunOptions & { tapStdout?: boolean } {
-  const o: RunOptions & { tapStdout?: boolean } = { files: [], faults: [], progress: true };
+export type CliOptions = RunOptions & { tapStdout?: boolean; bisect?: boolean; list?: boolean };
+
+export function parseArgs(argv: string[]): CliOptions {
+  const o: CliOptions = { files: [], faults: [], progress: true };
   const args = [...argv];
   if (args[0] === "test") args.shift();
   const val = (flag: string) => {
@@ -50,6 +65,13 @@ export function parseArgs(argv: string[]): RunOptions & { tapStdout?: boolean } 
     switch (a) {
       case "--kernel": o.kernel = val(a); break;
       case "--initrd": o.initrd = val(a); break;
+      case "--modules": o.modules = val(a); break;
+      case "--kernel-config": o.kernelConfig = val(a); break;
+      case "--crash-on": { const v = val(a); o.crashPatterns = v === "none" ? [] : v.split(",").filter(Boolean); break; }
+      case "--no-driver-check": o.driverCheck = false; break;
+      case "--allow-diagnostic": (o.allowDiagnostics ??= []).push(...val(a).split(",").filter(Boolean)); break;
+      case "--bisect": o.bisect = true; break;
+      case "--list": o.list = true; break;
       case "--image-dir": o.imageDir = val(a); break;
       case "--cmdline": o.cmdline = val(a); break;
       case "--append": o.cmdlineExtra = val(a); break;
@@ -85,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`unknown command ${argv[0]}\n\n${USAGE}`);
     return 2;
   }
-  let opts: ReturnType<typeof parseArgs>;
+  let opts: CliOptions;
   try {
     opts = parseArgs(argv);
   } catch (e) {
@@ -96,9 +118,18 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`v86-balloon: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  const untestable = opts.bisect ? 125 : 2;
   try {
+    if (opts.list) {
+      process.stdout.write(listTests(opts));
+      return 0;
+    }
     const r = await runTests(opts);
     if (opts.tapStdout) process.stdout.write(r.tap);
+    for (const c of r.cases) {
+      const verdict = c.skipped ? "skip" : c.ok ? "ok  " : "FAIL";
+      process.stderr.write(`${verdict} ${c.name}  ${(c.durationMs / 1000).toFixed(1)}s${c.skipped ? `  (${c.skipped})` : ""}\n`);
+    }
     const line = `# ${r.platform}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped, ${r.cases.length} tests in ${(r.wallMs / 1000).toFixed(1)}s (${r.bootMs.length} boot(s))`;
     process.stderr.write(line + "\n");
     for (const c of r.cases.filter((x) => !x.ok)) {
@@ -106,8 +137,14 @@ export async function main(argv: string[]): Promise<number> {
       if (c.traceFile) process.stderr.write(`  trace: ${c.traceFile}\n`);
     }
     for (const [k, f] of [["tap", opts.tap], ["junit", opts.junit]] as const) if (f) process.stderr.write(`# ${k}: ${f}\n`);
+    if (r.stopped) process.stderr.write(`\nv86-balloon: run stopped: ${r.stopped.split("\n")[0]}\n`);
+    if (r.untestable) return untestable;
     return r.ok ? 0 : 1;
   } catch (e) {
+    if (e instanceof HarnessInputError) {
+      process.stderr.write(`v86-balloon: ${e.message}\n`);
+      return e.untestable ? untestable : 2;
+    }
     process.stderr.write(`v86-balloon: ${(e as Error).stack ?? e}\n`);
     return 2;
   }

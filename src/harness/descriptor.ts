@@ -14,6 +14,7 @@
  *   # expect-diagnostic: deflate-not-inflated         diagnostics that MUST appear (else failure)
  *   # host: target 32M                    host step run before the script starts (repeatable)
  *   # skip: needs a bit-7 kernel          skip the test
+ *   # requires: stats,reporting           skipped (with the reason) unless these features were negotiated
  *
  * Unknown `# key: value` lines are prose and ignored. Sizes: `K`/`M`/`G` suffix = bytes, a bare number in a
  * host step = 4 KiB pages.
@@ -35,6 +36,8 @@ export interface TestDescriptor {
   expectDiagnostics: string[];
   hostSteps: string[];
   skip?: string;
+  /** Features the test needs negotiated; it is skipped (saying which and why) when one is not. */
+  requires: OptionalFeatureName[];
 }
 
 /** `exact` = offer only `on`; otherwise apply `on`/`off` to the base offer. `null` on = device default. */
@@ -193,6 +196,7 @@ export function bootVMOptions(boot: BootConfig, onSerial: (text: string) => void
     memoryMiB: boot.memoryMiB,
     bootTimeoutMs: boot.bootTimeoutMs,
     onSerial,
+    noPromptWait: true,
     ...(boot.cmdline ? { cmdline: boot.cmdline } : {}),
     ...(boot.cmdlineExtra ? { cmdlineExtra: boot.cmdlineExtra } : {}),
     balloon: { features: boot.features, faults: faultObject(boot.faults) },
@@ -238,7 +242,7 @@ function splitList(v: string): string[] {
 }
 
 export function emptyDescriptor(): TestDescriptor {
-  return { faults: [], fresh: false, allowDiagnostics: [], expectDiagnostics: [], hostSteps: [] };
+  return { faults: [], fresh: false, allowDiagnostics: [], expectDiagnostics: [], hostSteps: [], requires: [] };
 }
 
 /** Reads the header comment block of a script. Throws with the line number on a bad value. */
@@ -297,6 +301,10 @@ export function parseDescriptor(script: string, file = "<script>"): TestDescript
           break;
         case "skip":
           d.skip = value || "skipped";
+          break;
+        case "requires":
+        case "require":
+          d.requires.push(...splitList(value).map(featureByName));
           break;
         default:
           // prose such as "# Note: ..." is not a descriptor line

@@ -10,6 +10,8 @@ export interface PlanDefaults {
   cmdlineExtra?: string;
   kernel?: string;
   initrd?: string;
+  /** `--modules` (then `initrd` is the image with the modules appended). */
+  modules?: string;
   imageDir?: string;
   features?: FeatureSpec;
   faults: string[];
@@ -29,6 +31,7 @@ export function bootFor(d: TestDescriptor, defaults: PlanDefaults): BootConfig {
     ...(!defaults.cmdline && extra ? { cmdlineExtra: extra } : {}),
     ...(defaults.kernel ? { kernel: defaults.kernel } : {}),
     ...(defaults.initrd ? { initrd: defaults.initrd } : {}),
+    ...(defaults.modules ? { modules: defaults.modules } : {}),
     ...(defaults.imageDir ? { imageDir: defaults.imageDir } : {}),
     features: resolveFeatures(defaults.features, d.features),
     faults: [...new Set([...defaults.faults, ...d.faults])].sort(),

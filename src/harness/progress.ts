@@ -80,6 +80,11 @@ export class Progress {
     }
   }
 
+  /** A line of its own (pre-flight notes, ...). */
+  note(text: string): void {
+    this.line(`# ${text}`);
+  }
+
   finish(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.tty && this.drawn) this.out.write("\r\x1b[K");

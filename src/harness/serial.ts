@@ -176,3 +176,90 @@ export async function uploadFile(shell: GuestShell, path: string, content: strin
   if (got !== want) throw new Error(`upload of ${path} corrupted: guest sha256 ${got || "(none)"}, host ${want}`);
   return { chunks, ms: Date.now() - t0 };
 }
+
+/** Kernel reports that fail a test at once (`--crash-on` replaces them). */
+export const DEFAULT_CRASH_PATTERNS = ["Kernel panic", "Oops", "BUG:", "WARNING:"];
+
+/** A kernel crash report seen on the console: the line that matched and the report around it. */
+export class KernelCrash extends Error {
+  constructor(
+    readonly line: string,
+    readonly excerpt: string,
+  ) {
+    super(`kernel crash: ${line}\n${excerpt}`);
+  }
+}
+
+/** Where a kernel report ends (the report is complete, or the kernel stopped). */
+const REPORT_END = /---\[ end (trace|Kernel panic)/;
+/** A report still in progress gets this long to finish before the excerpt is cut. */
+const REPORT_GRACE_MS = 1500;
+
+/**
+ * Watches the console for kernel crash reports (`Kernel panic`, `Oops`, `BUG:`, `WARNING:`, printed by
+ * printk at the start of a line, optionally after its timestamp). `crashed` rejects with a KernelCrash once
+ * the report has ended (or the grace time passed), with the lines before and after the first match.
+ */
+export class CrashWatch {
+  private off: () => void;
+  readonly crashed: Promise<never>;
+  /** Set as soon as a crash line appears (before the excerpt is complete). */
+  first: string | null = null;
+
+  constructor(serial: SerialLines, patterns: readonly string[] = DEFAULT_CRASH_PATTERNS) {
+    const escaped = patterns.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const re = escaped.length ? new RegExp(`^(\\[\\s*\\d+\\.\\d+\\]\\s*)?(${escaped.join("|")})`) : null;
+    let fail: (e: KernelCrash) => void = () => {};
+    this.crashed = new Promise<never>((_, reject) => (fail = reject));
+    this.crashed.catch(() => {}); // observed by whoever races it; never an unhandled rejection
+    let report: string[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      this.off();
+      fail(new KernelCrash(this.first!, report.join("\n")));
+    };
+    this.off = serial.onLine((line) => {
+      if (this.first === null) {
+        if (!re || !re.test(line)) return;
+        this.first = line.replace(/^\[\s*\d+\.\d+\]\s*/, "");
+        report = serial.lastLines(12).split("\n");
+        timer = setTimeout(finish, REPORT_GRACE_MS);
+        return;
+      }
+      report.push(line);
+      if (REPORT_END.test(line) || report.length > 120) finish();
+    });
+  }
+
+  stop(): void {
+    this.off();
+  }
+}
+
+/** Thrown when the guest never answered: names what the harness waited for. */
+export class ShellNotFound extends Error {}
+
+/**
+ * Finds the guest's shell without knowing its prompt: types `echo <marker>` every `everyMs` until one
+ * comes back (typed-ahead probes run late and are ignored: each probe has its own marker).
+ */
+export async function findShell(shell: GuestShell, timeoutMs: number, everyMs = 1000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const left = timeoutMs - (Date.now() - t0);
+    if (left <= 0) {
+      throw new ShellNotFound(
+        `no shell answered on the serial console within ${timeoutMs} ms (the harness typed \`echo __HB<id>__\` lines ` +
+          `every ${everyMs} ms and waited for them to come back; the initramfs must run a POSIX shell on ttyS0, ` +
+          `see "The initramfs contract" in src/harness/README.md)`,
+      );
+    }
+    try {
+      await shell.exec("true", Math.min(everyMs, left));
+      return Date.now() - t0;
+    } catch (e) {
+      if (!(e instanceof TimeoutError)) throw e;
+    }
+  }
+}

@@ -5,11 +5,11 @@
  * Platform-neutral: the Node runner, the worker processes and the browser page all call `runGroup`.
  */
 import { CONFORMANCE } from "../balloon/diagnostics.js";
-import { describeOffer } from "./descriptor.js";
+import { describeOffer, FEATURE_SHORT } from "./descriptor.js";
 import { runHostStep, StepError, waitActual, type StepContext } from "./host-steps.js";
-import { GuestShell, SerialLines, TimeoutError, uploadFile } from "./serial.js";
+import { CrashWatch, findShell, GuestShell, KernelCrash, SerialLines, TimeoutError, uploadFile } from "./serial.js";
 import { parseTap } from "./tap.js";
-import type { BootConfig, CaseResult, GuestHandle, HarnessEvent, Launcher, PlannedTest, TestGroup, TraceEntry } from "./types.js";
+import type { BalloonHostLike, BootConfig, CaseResult, GuestHandle, HarnessEvent, Launcher, PlannedTest, TestGroup, TraceEntry } from "./types.js";
 
 export interface GroupOptions {
   launcher: Launcher;
@@ -20,6 +20,14 @@ export interface GroupOptions {
   traceAll?: boolean;
   /** Serial lines attached to a failure (default 80). */
   serialLines?: number;
+  /** Console lines that fail a test at once (default DEFAULT_CRASH_PATTERNS; [] = off). */
+  crashPatterns?: readonly string[];
+  /** Stop with one diagnosis when no driver is bound to virtio device 5 after boot (default true). */
+  driverCheck?: boolean;
+  /** Diagnostic kinds that fail no test in this run (`--allow-diagnostic`). */
+  allowDiagnostics?: readonly string[];
+  /** Polled between tests: true once another group stopped the run. */
+  shouldStop?: () => boolean;
 }
 
 const BALLOON_EVENTS = ["target", "actual", "inflate", "deflate", "report", "hint", "stats", "features", "reset", "diagnostic", "fault"];
@@ -43,6 +51,7 @@ export function bootKey(b: BootConfig): string {
   if (b.cmdlineExtra) parts.push(`+${b.cmdlineExtra}`);
   if (b.kernel) parts.push(`kernel=${b.kernel}`);
   if (b.initrd) parts.push(`initrd=${b.initrd}`);
+  if (b.modules) parts.push(`modules=${b.modules}`);
   return parts.join(" ");
 }
 
@@ -58,48 +67,104 @@ class Guest {
   serial = new SerialLines();
   shell!: GuestShell;
   handle!: GuestHandle;
+  crash!: CrashWatch;
   dead = false;
   bootMs = 0;
   /** Diagnostics and trace entries go to whoever is listening (the running test). */
   diagSink: ((d: Diag) => void) | null = null;
   traceSink: ((event: string, e: Record<string, unknown>) => void) | null = null;
-  /** Diagnostics that came outside a test (boot, cleanup): charged to the next test. */
+  /** Diagnostics that came outside a test (negotiation at boot, cleanup): charged to the next test. */
   orphanDiags: Diag[] = [];
 
-  async boot(launcher: Launcher, boot: BootConfig): Promise<void> {
+  async boot(launcher: Launcher, boot: BootConfig, crashPatterns?: readonly string[]): Promise<void> {
     const t0 = Date.now();
-    this.handle = await launcher(boot, (t) => this.serial.push(t));
-    this.bootMs = Date.now() - t0;
+    this.crash = new CrashWatch(this.serial, crashPatterns);
+    // Device events from the moment the balloon is plugged in: a driver that breaks a rule while it
+    // negotiates fails the first test, not nobody.
+    this.handle = await raceCrash(
+      launcher(boot, (t) => this.serial.push(t), (b) => this.subscribe(b)),
+      this.crash,
+    );
     this.shell = new GuestShell(this.serial, (t) => this.handle.vm.send(t));
-    const b = this.handle.balloon;
-    if (b) {
-      for (const name of BALLOON_EVENTS) {
-        b.on(name, (e: Record<string, unknown>) => {
-          if (name === "diagnostic") {
-            const d = e as unknown as Diag;
-            if (this.diagSink) this.diagSink(d);
-            else this.orphanDiags.push(d);
-          }
-          this.traceSink?.(name, e);
-        });
-      }
+    await raceCrash(findShell(this.shell, Math.max(1000, boot.bootTimeoutMs - (Date.now() - t0))), this.crash);
+    this.bootMs = Date.now() - t0;
+  }
+
+  private subscribe(b: BalloonHostLike): void {
+    for (const name of BALLOON_EVENTS) {
+      b.on(name, (e: Record<string, unknown>) => {
+        if (name === "diagnostic") {
+          const d = e as unknown as Diag;
+          if (this.diagSink) this.diagSink(d);
+          else this.orphanDiags.push(d);
+        }
+        this.traceSink?.(name, e);
+      });
     }
   }
 
-  async prepare(libScript: string): Promise<void> {
+  async prepare(libScript: string, modules: boolean): Promise<void> {
     // No echo: busybox's line editor then reads plain lines (no echo, no tab completion).
     await this.shell.check("stty -echo", 20000);
     await uploadFile(this.shell, "/tests/lib.sh", libScript, "0644");
+    if (modules) {
+      const r = await this.shell.exec(`sh ${MODULE_LOADER}`, 60000);
+      if (r.status !== 0) throw new GuestUnusable(`loading the --modules failed (${MODULE_LOADER} exited with ${r.status}):\n${r.lines.slice(-15).join("\n")}`, true);
+    }
+  }
+
+  /** Why the balloon cannot be tested in this guest, or null when a driver is bound to virtio device 5. */
+  async driverProblem(): Promise<GuestUnusable | null> {
+    const r = await this.shell.exec(DRIVER_PROBE, 20000);
+    const out = r.lines.join("\n");
+    if (/^bound /m.test(out)) return null;
+    const loaded = (out.match(/^modules: (.*)$/m)?.[1] ?? "").trim() || "none";
+    const tail = `\n(loaded modules: ${loaded})`;
+    if (/^novirtio$/m.test(out)) {
+      return new GuestUnusable(`the guest kernel has no virtio bus: CONFIG_VIRTIO is neither built in nor loaded; build it in or pass --modules DIR with virtio.ko, virtio_ring.ko, virtio_pci.ko and virtio_balloon.ko${tail}`, true);
+    }
+    if (/^nodevice$/m.test(out)) {
+      return new GuestUnusable(`no virtio device 5 (balloon) on the guest's virtio bus: virtio_pci is not built in or not loaded (CONFIG_VIRTIO_PCI=m needs --modules), or it did not bind PCI device 1af4:1045${tail}`, true);
+    }
+    if (/^nodriver$/m.test(out)) {
+      return new GuestUnusable(`no driver bound to virtio device 5 (balloon): virtio_balloon is not built in or not loaded (CONFIG_VIRTIO_BALLOON=m needs --modules DIR)${tail}`, true);
+    }
+    return new GuestUnusable(`virtio_balloon is registered but not bound to virtio device 5: its probe failed (see the serial log)${tail}\n${this.serial.lastLines(25)}`, false);
   }
 
   async destroy(): Promise<void> {
     this.dead = true;
+    this.crash?.stop();
     try {
       await this.handle?.vm.destroy();
     } catch {
       // already gone
     }
   }
+}
+
+/** Where `--modules` puts the loader in the guest (written by modules.ts). */
+export const MODULE_LOADER = "/lib/modules/v86-balloon/load.sh";
+
+/** One line per finding: "bound DRIVER", "nodriver" (device without driver, no virtio_balloon), "unbound", ... */
+const DRIVER_PROBE =
+  'if [ ! -d /sys/bus/virtio/devices ]; then echo novirtio; else s=nodevice; for d in /sys/bus/virtio/devices/*; do ' +
+  '[ "$(cat $d/device 2>/dev/null)" = 0x0005 ] || continue; if [ -e $d/driver ]; then s="bound $(ls -l $d/driver | sed "s,.*/,,")"; ' +
+  'elif [ -d /sys/bus/virtio/drivers/virtio_balloon ]; then s=unbound; else s=nodriver; fi; done; echo "$s"; fi; ' +
+  'echo "modules: $(cut -d" " -f1 /proc/modules 2>/dev/null | tr "\\n" " ")"';
+
+/** The guest cannot run balloon tests: the run stops once with this. `untestable`: the kernel, not a test, is at fault. */
+export class GuestUnusable extends Error {
+  constructor(
+    message: string,
+    readonly untestable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+function raceCrash<T>(p: Promise<T>, crash: CrashWatch): Promise<T> {
+  return Promise.race([p, crash.crashed]);
 }
 
 /** The harness's own command markers, left out of the serial log attached to failures. */
@@ -115,24 +180,30 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
   const serialN = opts.serialLines ?? 80;
   emit({ type: "group-start", group: group.key, tests: group.tests.length });
   let guest: Guest | null = null;
-  let bootError: string | null = null;
+  /** Set when the guest cannot run tests at all: the group (and the run) stops with it. */
+  let stop: { message: string; untestable: boolean } | null = null;
 
   const ensureGuest = async (): Promise<Guest | null> => {
     if (guest && !guest.dead) return guest;
-    if (bootError) return null;
     emit({ type: "boot-start", group: group.key });
     const g = new Guest();
     const t0 = Date.now();
     try {
-      await g.boot(opts.launcher, group.boot);
-      await g.prepare(opts.libScript);
+      await g.boot(opts.launcher, group.boot, opts.crashPatterns);
+      await g.prepare(opts.libScript, !!group.boot.modules);
+      if (opts.driverCheck !== false) {
+        const problem = await g.driverProblem();
+        if (problem) throw problem;
+      }
       emit({ type: "boot-end", group: group.key, ms: Date.now() - t0, ok: true });
       guest = g;
       return g;
     } catch (e) {
       emit({ type: "boot-end", group: group.key, ms: Date.now() - t0, ok: false });
       const msg = (e as Error).message;
-      bootError = `boot failed (${bootKey(group.boot)}): ${msg.includes("last serial lines") ? msg : `${msg}\nlast serial lines:\n${g.serial.lastLines(40)}`}`;
+      if (e instanceof GuestUnusable) stop = { message: msg, untestable: e.untestable };
+      else if (e instanceof KernelCrash) stop = { message: `kernel crashed before the shell answered (${bootKey(group.boot)}): ${msg}`, untestable: true };
+      else stop = { message: `boot failed (${bootKey(group.boot)}): ${msg.includes("last serial lines") ? msg : `${msg}\nlast serial lines:\n${g.serial.lastLines(40)}`}`, untestable: true };
       await g.destroy();
       return null;
     }
@@ -140,6 +211,7 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
 
   let uploadSeq = 0;
   for (const test of group.tests) {
+    if (opts.shouldStop?.()) break;
     emit({ type: "test-start", group: group.key, test: test.id, name: test.name });
     const t0 = Date.now();
     const base: CaseResult = { id: test.id, name: test.name, file: test.id, ok: false, durationMs: 0, failures: [], group: group.key };
@@ -151,10 +223,11 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
     }
     const g = await ensureGuest();
     if (!g) {
-      const r = { ...base, failures: [bootError ?? "boot failed"], durationMs: Date.now() - t0 };
+      const s = stop!;
+      const r: CaseResult = { ...base, failures: [s.message], durationMs: Date.now() - t0, stopRun: s.message, untestable: s.untestable };
       results.push(r);
       emit({ type: "test-end", group: group.key, result: r });
-      continue;
+      break;
     }
     const r = await runOne(g, test, ++uploadSeq, opts, group);
     r.bootMs = g.bootMs;
@@ -168,7 +241,24 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
   return results;
 }
 
+/** Short names of the features a test needs that this guest did not negotiate, with the reason. */
+function missingFeatures(test: PlannedTest, b: BalloonHostLike | null): string | null {
+  const need = test.descriptor.requires;
+  if (!need.length) return null;
+  const view = b?.features;
+  const negotiated = new Set(view?.negotiatedNames ?? []);
+  const offered = new Set(view?.offeredNames ?? []);
+  const missing = need.filter((f) => !negotiated.has(f));
+  if (!missing.length) return null;
+  const why = missing.map((f) => `${FEATURE_SHORT[f]} (${offered.has(f) ? "offered, the driver did not accept it" : "not offered"})`);
+  return `needs ${why.join(", ")}`;
+}
+
 async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptions, group: TestGroup): Promise<CaseResult> {
+  const unmet = missingFeatures(test, g.handle.balloon);
+  if (unmet) {
+    return { id: test.id, name: test.name, file: test.id, ok: true, skipped: unmet, durationMs: 0, failures: [], group: group.key };
+  }
   const failures: string[] = [];
   const diags: Diag[] = [...g.orphanDiags];
   g.orphanDiags = [];
@@ -198,7 +288,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     let path = test.guestPath;
     if (test.content !== undefined) {
       path = `/tmp/harness/${seq}.sh`;
-      await uploadFile(g.shell, path, test.content);
+      await raceCrash(uploadFile(g.shell, path, test.content), g.crash);
     }
     for (const step of test.descriptor.hostSteps) {
       try {
@@ -226,13 +316,17 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
       };
       g.serial.startCapture();
       const env = `HARNESS=1 TEST_FEATURES='${describeOffer(group.boot.features)}' TEST_FAULTS='${group.boot.faults.join(",")}'`;
-      const res = await g.shell.exec(`cd /root && ${env} sh ${path}`, test.timeoutMs, onLine);
+      const res = await raceCrash(g.shell.exec(`cd /root && ${env} sh ${path}`, test.timeoutMs, onLine), g.crash);
       await queue;
       output = res.lines;
       status = res.status;
     }
   } catch (e) {
-    if (e instanceof TimeoutError) {
+    if (e instanceof KernelCrash) {
+      // The report is the verdict; the guest is not reused (the next test boots a fresh one).
+      failures.push(e.message);
+      await g.destroy();
+    } else if (e instanceof TimeoutError) {
       failures.push(`test timed out after ${test.timeoutMs} ms; last serial lines:\n${e.lastLines}`);
       // Try to get the shell back (Ctrl-C); otherwise the next test boots a fresh guest.
       g.handle.vm.send("\x03");
@@ -281,7 +375,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
   g.traceSink = null;
 
   // Conformance: every violation fails the test unless the descriptor allows that kind.
-  const allowed = new Set([...test.descriptor.allowDiagnostics, ...test.descriptor.expectDiagnostics]);
+  const allowed = new Set([...test.descriptor.allowDiagnostics, ...test.descriptor.expectDiagnostics, ...(opts.allowDiagnostics ?? [])]);
   for (const d of diags) {
     if (d.severity === "violation" && !allowed.has(d.kind)) failures.push(conformanceFailure(d));
   }

@@ -2,7 +2,7 @@
  * TAP (Test Anything Protocol, version 12/13 subset) as the guest speaks it, parsed on the host, and
  * written back out as one TAP stream for the whole run.
  *
- * Understood: `1..N` plans (before or after the tests, `1..0 # SKIP why`), `ok N - desc`, `not ok N - desc`
+ * Understood: `1..N` plans (before or after the tests, `1..0 # SKIP why`, also right after a `1..N`), `ok N - desc`, `not ok N - desc`
  * (number and dash optional), `# SKIP` / `# TODO` directives, `# diagnostic` lines (attached to the test
  * above them, or to the script when no test came yet), `Bail out! reason`. Everything else (kernel printk,
  * program chatter) is kept as "other" output but does not affect the verdict.
@@ -57,6 +57,12 @@ export function parseTap(text: string): TapResult {
     if (!trimmed) continue;
     let m: RegExpExecArray | null;
     if ((m = PLAN.exec(trimmed))) {
+      if (r.plan !== null && Number(m[1]) === 0 && !r.assertions.length) {
+        // `plan N` then `skip_all`: the script decided to skip before its first assertion.
+        r.plan = 0;
+        r.skipAll = (m[2] ?? "").replace(/^skip\S*\s*/i, "") || "skipped";
+        continue;
+      }
       if (r.plan !== null) {
         r.problems.push(`more than one plan (1..${r.plan} and 1..${m[1]})`);
         continue;

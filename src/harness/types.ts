@@ -15,6 +15,8 @@ export interface BootConfig {
   initrd?: string;
   /** Directory / URL base of the guest images (default: the committed ones). */
   imageDir?: string;
+  /** The `--modules` argument: `initrd` is then the image with the module cpio appended (modules.ts). */
+  modules?: string;
   features: FeatureOffer;
   /** Faults switched on, as `faultByName` spells them: `BalloonFaults` keys, `key=value` for valued ones. */
   faults: string[];
@@ -70,6 +72,10 @@ export type HarnessEvent =
 /** A finished test: what the reports need, plus its trace when it failed (or all traces were asked for). */
 export interface CaseResult extends ReportCase {
   id: string;
+  /** The guest could not run tests at all (boot failure, no driver, ...): the run stopped here with this. */
+  stopRun?: string;
+  /** ...and the kernel was at fault rather than a test (exit 125 under --bisect). */
+  untestable?: boolean;
   trace?: TestTrace;
   bootMs?: number;
 }
@@ -89,6 +95,8 @@ export interface BalloonHostLike {
   counters?(): unknown;
   startHinting?(): unknown;
   stopHinting?(): unknown;
+  /** Offered and negotiated features, as `describeFeatures` names them (STATS_VQ, ...). */
+  readonly features?: { offeredNames: string[]; negotiatedNames: string[] };
 }
 
 /** The slice of `VM` the harness needs (serial out comes through the launcher's `onSerial`). */
@@ -102,5 +110,8 @@ export interface GuestHandle {
   balloon: BalloonHostLike | null;
 }
 
-/** Boots a guest for a config; `onSerial` receives every serial character/chunk. */
-export type Launcher = (boot: BootConfig, onSerial: (text: string) => void) => Promise<GuestHandle>;
+/**
+ * Starts a guest for a config and resolves once it runs (the session finds the shell itself);
+ * `onSerial` receives every serial character/chunk, `onBalloon` the balloon as soon as it is plugged in.
+ */
+export type Launcher = (boot: BootConfig, onSerial: (text: string) => void, onBalloon: (b: BalloonHostLike) => void) => Promise<GuestHandle>;
