@@ -3,7 +3,9 @@
 // cannot test the balloon, pre-flight verdicts on kernel configs, --list, and the CLI's exit codes.
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { parseTap } from "../src/harness/tap.js";
+import { parseTap, writeKtap, writeTap, type ReportCase } from "../src/harness/tap.js";
+import { writeJUnit } from "../src/harness/junit.js";
+import { mergeReports, reportPassed } from "../src/harness/merge.js";
 import { CrashWatch, findShell, KernelCrash, SerialLines, ShellNotFound } from "../src/harness/serial.js";
 import { runGroup } from "../src/harness/session.js";
 import { emptyDescriptor, resolveFeatures } from "../src/harness/descriptor.js";
@@ -219,5 +221,45 @@ describe("CLI: --list and exit codes", () => {
     expect(text).toMatch(/--kernel \/missing\/bzImage: no such file/);
     expect(text).not.toMatch(/build:guest/);
     expect(text).toMatch(/--modules \/missing\/mods: no such file or directory/);
+  });
+});
+
+describe("reports: KTAP, JUnit times and names, merge", () => {
+  const tapOf = (text: string, times: number[]) => parseTap(text, times, 1000);
+  const cases = (prefix: string): ReportCase[] => [
+    { name: `${prefix}-pass`, file: `${prefix}/a.sh`, ok: true, durationMs: 4000, failures: [], tap: tapOf("1..2\nok 1 - host: balloon at 32 MiB [actual=8192 after 812 ms]\nok 2 - fell (actual=3 pages)", [1000, 1500, 3500]) },
+    { name: `${prefix}-fail`, file: `${prefix}/b.sh`, ok: false, durationMs: 1000, failures: ["not ok 1 - broke"], serial: "last line", tap: tapOf("1..1\nnot ok 1 - broke\n# got 1", [1000, 1200, 1201]) },
+  ];
+
+  it("assertions carry their own time; JUnit uses it and drops host replies from names", () => {
+    const c = cases("s1");
+    expect(c[0].tap!.assertions.map((a) => a.ms)).toEqual([500, 2000]);
+    const x = writeJUnit(c);
+    expect(x).toContain('name="1 - host: balloon at 32 MiB" time="0.500"');
+    expect(x).toContain('name="2 - fell" time="2.000"');
+    expect(x).not.toMatch(/actual=/);
+  });
+
+  it("writes KTAP with nested subtests and diagnostics before a failed result", () => {
+    const k = writeKtap([...cases("s1"), { name: "stopped", file: "c.sh", ok: false, durationMs: 0, failures: ["no driver"], stopRun: "no driver bound to virtio device 5" }]);
+    expect(k.split("\n").slice(0, 5)).toEqual(["KTAP version 1", "1..3", "    KTAP version 1", "    # Subtest: s1-pass", "    1..2"]);
+    expect(k).toMatch(/ {4}# got 1\n {4}not ok 1 broke\n[\s\S]*# not ok 1 - broke\n# serial: last line\nnot ok 2 s1-fail\n/);
+    expect(k.trimEnd().split("\n").pop()).toBe("Bail out! no driver bound to virtio device 5");
+  });
+
+  it("merges TAP, KTAP and JUnit shards, renumbered, with exit status from the result", () => {
+    for (const write of [writeTap, writeKtap]) {
+      const { text } = mergeReports([write(cases("s1")), write(cases("s2"))]);
+      const top = text.split("\n").filter((l) => /^(not )?ok \d/.test(l));
+      expect(top).toEqual(["ok 1 - s1-pass", "not ok 2 - s1-fail", "ok 3 - s2-pass", "not ok 4 - s2-fail"].map((l) => (write === writeKtap ? l.replace(" - ", " ") : l)));
+      expect(text).toMatch(/^1\.\.4$/m);
+      expect(reportPassed(write === writeTap ? "tap" : "ktap", text)).toBe(false);
+    }
+    const j = mergeReports([writeJUnit(cases("s1")), writeJUnit([cases("s2")[0]])]);
+    expect(j.format).toBe("junit");
+    expect(j.text).toMatch(/<testsuites name="v86-balloon guest tests" tests="5" failures="1" errors="0" skipped="0" time="9\.000">/);
+    expect((j.text.match(/<testsuite /g) ?? []).length).toBe(3);
+    expect(reportPassed("junit", mergeReports([writeJUnit([cases("s2")[0]])]).text)).toBe(true);
+    expect(() => mergeReports([writeTap(cases("a")), writeJUnit(cases("b"))])).toThrow(/cannot merge tap with junit/);
   });
 });

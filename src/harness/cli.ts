@@ -2,9 +2,11 @@
  * `v86-balloon test [files/dirs/globs] [options]` — see USAGE. Exit status: 0 all passed, 1 failures,
  * 2 usage error or nothing to run; with --bisect 125 when the kernel could not be tested.
  */
-import { HarnessInputError, listTests, runTests, type RunOptions } from "./runner.js";
+import { HarnessInputError, listTests, planDefaults, prepareImages, runTests, type RunOptions } from "./runner.js";
 import { parseDuration } from "./descriptor.js";
 import { DEFAULT_CRASH_PATTERNS } from "./serial.js";
+import { mergeReports, reportPassed } from "./merge.js";
+import { readFileSync, writeFileSync } from "node:fs";
 
 export const USAGE = `usage: v86-balloon test [files/dirs/globs | guest:/path ...] [options]
 
@@ -30,6 +32,7 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --timeout-test MS        per-test timeout (default 120000; "90s"/"2m" work; "# timeout:" wins)
   --timeout-boot MS        per-boot timeout (default 90000)
   --tap FILE  --junit FILE write reports (TAP 13 / JUnit XML); TAP also goes to stdout with --tap -
+  --ktap FILE              write KTAP version 1 (kselftest / KUnit style); "-" for stdout
   --trace-dir DIR          write a JSON transaction trace for every failing test (--trace-all: every test)
   --crash-on A,B           console lines that fail a test at once (default: ${DEFAULT_CRASH_PATTERNS.join(",")}; "none")
   --allow-diagnostic KIND  device diagnostics of this kind fail no test (repeatable)
@@ -43,7 +46,7 @@ with --bisect, 125 instead of 1 or 2 when the kernel could not be tested (missin
 boot failure, panic before the shell, no balloon driver).
 `;
 
-export type CliOptions = RunOptions & { tapStdout?: boolean; bisect?: boolean; list?: boolean };
+export type CliOptions = RunOptions & { tapStdout?: boolean; ktapStdout?: boolean; bisect?: boolean; list?: boolean };
 
 export function parseArgs(argv: string[]): CliOptions {
   const o: CliOptions = { files: [], faults: [], progress: true };
@@ -86,6 +89,7 @@ export function parseArgs(argv: string[]): CliOptions {
       case "--timeout-boot": o.timeoutBootMs = parseDuration(val(a)); break;
       case "--tap": { const f = val(a); if (f === "-") o.tapStdout = true; else o.tap = f; break; }
       case "--junit": o.junit = val(a); break;
+      case "--ktap": { const f = val(a); if (f === "-") o.ktapStdout = true; else o.ktap = f; break; }
       case "--trace-dir": o.traceDir = val(a); break;
       case "--trace-all": o.traceAll = true; break;
       case "--quiet": case "-q": o.progress = false; break;
@@ -102,7 +106,86 @@ export function parseArgs(argv: string[]): CliOptions {
 
 class UsageHelp extends Error {}
 
+export const INITRAMFS_USAGE = `usage: v86-balloon initramfs --kernel K [--modules DIR|F.deb] [--kernel-config F] [--initrd BASE] --out F
+
+Builds a complete test initramfs for your kernel: the project's busybox userland, test programs, /init
+and /tests (BASE, default public/guest/initramfs.cpio) with your modules appended as a second cpio, loaded
+by /init in dependency order. Runs the same pre-flight check on the kernel config as \`test\`.
+Then: npx v86-balloon test --kernel K --initrd F
+`;
+
+/** \`v86-balloon initramfs ...\`: exit 0 written, 2 usage / pre-flight error. */
+export function initramfsMain(argv: string[]): number {
+  let out: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--out" || argv[i] === "-o") out = argv[++i];
+    else if (argv[i].startsWith("--out=")) out = argv[i].slice(6);
+    else rest.push(argv[i]);
+  }
+  try {
+    const o = parseArgs(rest);
+    if (!out) throw new Error("--out F is required");
+    if (!o.kernel) throw new Error("--kernel K is required (the kernel the initramfs is for: its config and release are checked)");
+    const r = prepareImages(o, planDefaults(o), out);
+    for (const n of r.notes) process.stderr.write(`# pre-flight: ${n}\n`);
+    process.stderr.write(`# wrote ${out}${r.modules.length ? ` with modules (load order): ${r.modules.join(" ")}` : " (no modules)"}\n`);
+    process.stderr.write(`# run: npx v86-balloon test --kernel ${o.kernel} --initrd ${out}\n`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageHelp) {
+      process.stdout.write(INITRAMFS_USAGE);
+      return 0;
+    }
+    process.stderr.write(`v86-balloon initramfs: ${(e as Error).message}\n${e instanceof HarnessInputError ? "" : `\n${INITRAMFS_USAGE}`}`);
+    return 2;
+  }
+}
+
+export const MERGE_USAGE = `usage: v86-balloon merge [-o OUT] REPORT...
+
+Joins the TAP 13, KTAP or JUnit reports of \`--shard i/n\` runs (one format per call) into one report, tests
+renumbered in the order given. Writes OUT (default stdout). Exit 0 all passed, 1 a test failed or a shard
+bailed out, 2 usage error.
+`;
+
+export function mergeMain(argv: string[]): number {
+  let out: string | undefined;
+  const files: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "-o" || a === "--out") out = argv[++i];
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write(MERGE_USAGE);
+      return 0;
+    } else if (a.startsWith("-")) {
+      process.stderr.write(`v86-balloon merge: unknown option ${a}\n\n${MERGE_USAGE}`);
+      return 2;
+    } else files.push(a);
+  }
+  try {
+    if (!files.length) throw new Error("no reports given");
+    const texts = files.map((f) => {
+      try {
+        return readFileSync(f, "utf8");
+      } catch {
+        throw new Error(`${f}: cannot read it`);
+      }
+    });
+    const { format, text } = mergeReports(texts);
+    if (out) writeFileSync(out, text);
+    else process.stdout.write(text);
+    process.stderr.write(`# merged ${files.length} ${format} report(s)${out ? ` into ${out}` : ""}\n`);
+    return reportPassed(format, text) ? 0 : 1;
+  } catch (e) {
+    process.stderr.write(`v86-balloon merge: ${(e as Error).message}\n\n${MERGE_USAGE}`);
+    return 2;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "initramfs") return initramfsMain(argv.slice(1));
+  if (argv[0] === "merge") return mergeMain(argv.slice(1));
   if (argv[0] && argv[0] !== "test" && !argv[0].startsWith("-")) {
     process.stderr.write(`unknown command ${argv[0]}\n\n${USAGE}`);
     return 2;
@@ -126,6 +209,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const r = await runTests(opts);
     if (opts.tapStdout) process.stdout.write(r.tap);
+    if (opts.ktapStdout) process.stdout.write(r.ktap);
     for (const c of r.cases) {
       const verdict = c.skipped ? "skip" : c.ok ? "ok  " : "FAIL";
       process.stderr.write(`${verdict} ${c.name}  ${(c.durationMs / 1000).toFixed(1)}s${c.skipped ? `  (${c.skipped})` : ""}\n`);
@@ -136,7 +220,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`\nFAILED ${c.name} (${c.id})\n${c.failures.map((f) => "  " + f.replace(/\n/g, "\n  ")).join("\n")}\n`);
       if (c.traceFile) process.stderr.write(`  trace: ${c.traceFile}\n`);
     }
-    for (const [k, f] of [["tap", opts.tap], ["junit", opts.junit]] as const) if (f) process.stderr.write(`# ${k}: ${f}\n`);
+    for (const [k, f] of [["tap", opts.tap], ["ktap", opts.ktap], ["junit", opts.junit]] as const) if (f) process.stderr.write(`# ${k}: ${f}\n`);
     if (r.stopped) process.stderr.write(`\nv86-balloon: run stopped: ${r.stopped.split("\n")[0]}\n`);
     if (r.untestable) return untestable;
     return r.ok ? 0 : 1;

@@ -22,7 +22,7 @@ import { embeddedConfig, kernelRelease, parseKernelConfig, preflight, readConfig
 import { appendModules, readModules } from "./modules.js";
 import { parseShard, shardItems, type ShardSpec } from "./shard.js";
 import { writeJUnit } from "./junit.js";
-import { writeTap } from "./tap.js";
+import { writeKtap, writeTap } from "./tap.js";
 import type { CaseResult, HarnessEvent, PlannedTest, TestGroup } from "./types.js";
 
 export interface RunOptions {
@@ -61,8 +61,9 @@ export interface RunOptions {
   shard?: string | ShardSpec;
   timeoutTestMs?: number;
   timeoutBootMs?: number;
-  /** Write TAP / JUnit here. */
+  /** Write TAP / KTAP / JUnit here. */
   tap?: string;
+  ktap?: string;
   junit?: string;
   /** Write a JSON transaction trace per failing test here. */
   traceDir?: string;
@@ -86,6 +87,7 @@ export interface RunResult {
   bootMs: number[];
   groups: { key: string; tests: number }[];
   tap: string;
+  ktap: string;
   junit: string;
   traceFiles: string[];
   platform: "node" | "chromium";
@@ -306,7 +308,7 @@ function mustExist(flag: string, path: string | undefined, kind: "file" | "dir" 
  * Before any boot: the user's images exist, `--modules` are read and appended to the initramfs, and the
  * kernel config (if one can be found) allows the balloon to work at all. Returns the pre-flight notes.
  */
-export function prepareImages(o: RunOptions, defaults: PlanDefaults): string[] {
+export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: string): { notes: string[]; modules: string[] } {
   mustExist("--kernel", o.kernel);
   mustExist("--initrd", o.initrd);
   mustExist("--image-dir", o.imageDir, "dir");
@@ -335,13 +337,14 @@ export function prepareImages(o: RunOptions, defaults: PlanDefaults): string[] {
     const other = release ? mods.modules.filter((m) => m.vermagic && m.vermagic.split(" ")[0] !== release) : [];
     if (other.length) throw new HarnessInputError(`--modules ${o.modules}: ${other.map((m) => m.name).join(", ")} built for ${other[0].vermagic!.split(" ")[0]}, the kernel is ${release}`, true);
     const base = readFileSync(local(o.initrd) ?? join(defaults.imageDir ?? join(ROOT, "public/guest/"), "initramfs.cpio"));
-    const dir = mkdtempSync(join(tmpdir(), "v86-balloon-initrd-"));
-    const out = join(dir, "initramfs+modules.cpio");
-    writeFileSync(out, appendModules(base, mods.modules));
-    defaults.initrd = out;
+    const file = out ?? join(mkdtempSync(join(tmpdir(), "v86-balloon-initrd-")), "initramfs+modules.cpio");
+    writeFileSync(file, appendModules(base, mods.modules));
+    defaults.initrd = file;
     defaults.modules = o.modules;
+  } else if (out) {
+    writeFileSync(out, readFileSync(local(o.initrd) ?? join(defaults.imageDir ?? join(ROOT, "public/guest/"), "initramfs.cpio")));
   }
-  return notes;
+  return { notes, modules: mods?.modules.map((m) => m.name) ?? [] };
 }
 
 function readModulesOrStop(arg: string) {
@@ -356,7 +359,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
   const t0 = Date.now();
   const defaults = planDefaults(o);
   const { tests } = selectTests(o);
-  const notes = prepareImages(o, defaults);
+  const { notes } = prepareImages(o, defaults);
   ensureHotPath();
   const workers = Math.max(1, o.workers ?? 1);
   const groups = groupTests(tests, defaults, workers);
@@ -404,9 +407,11 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
     }
   }
   const tap = writeTap(cases);
+  const ktap = writeKtap(cases);
   const junit = writeJUnit(cases);
   for (const [path, text] of [
     [o.tap, tap],
+    [o.ktap, ktap],
     [o.junit, junit],
   ] as const) {
     if (!path) continue;
@@ -428,6 +433,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
     bootMs,
     groups: groups.map((g) => ({ key: g.key, tests: g.tests.length })),
     tap,
+    ktap,
     junit,
     traceFiles,
     platform: o.browser ? "chromium" : "node",

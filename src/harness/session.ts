@@ -283,6 +283,9 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     diagnostics: () => diags.map((d) => ({ kind: d.kind, severity: d.severity })),
   };
   let output: string[] = [];
+  /** When each output line arrived: every assertion gets its own time in the reports. */
+  const lineTimes: number[] = [];
+  let scriptStart = tStart;
   let status: number | null = null;
   try {
     let path = test.guestPath;
@@ -301,6 +304,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
       // Host steps asked for by the script, answered one at a time in order.
       let queue = Promise.resolve();
       const onLine = (line: string) => {
+        lineTimes.push(Date.now());
         const m = /@@HOST (.*)$/.exec(line);
         if (!m) return;
         const step = m[1];
@@ -315,6 +319,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
         });
       };
       g.serial.startCapture();
+      scriptStart = Date.now();
       const env = `HARNESS=1 TEST_FEATURES='${describeOffer(group.boot.features)}' TEST_FAULTS='${group.boot.faults.join(",")}'`;
       const res = await raceCrash(g.shell.exec(`cd /root && ${env} sh ${path}`, test.timeoutMs, onLine), g.crash);
       await queue;
@@ -344,7 +349,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
   }
   const captured = g.serial.stopCapture();
 
-  const tap = status === null && !output.length ? undefined : parseTap(output.join("\n"));
+  const tap = status === null && !output.length ? undefined : parseTap(output.join("\n"), lineTimes.length === output.length ? lineTimes : undefined, scriptStart);
   if (tap) {
     for (const a of tap.assertions) if (!a.ok && !a.directive) failures.push(`not ok ${a.n} - ${a.description}`);
     if (tap.bailOut) failures.push(`Bail out! ${tap.bailOut}`);

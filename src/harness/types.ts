@@ -72,9 +72,7 @@ export type HarnessEvent =
 /** A finished test: what the reports need, plus its trace when it failed (or all traces were asked for). */
 export interface CaseResult extends ReportCase {
   id: string;
-  /** The guest could not run tests at all (boot failure, no driver, ...): the run stopped here with this. */
-  stopRun?: string;
-  /** ...and the kernel was at fault rather than a test (exit 125 under --bisect). */
+  /** With `stopRun` (the guest could not run tests at all): the kernel was at fault rather than a test (exit 125 under --bisect). */
   untestable?: boolean;
   trace?: TestTrace;
   bootMs?: number;
