@@ -36,6 +36,7 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --trace-dir DIR          write a JSON transaction trace for every failing test (--trace-all: every test)
   --crash-on A,B           console lines that fail a test at once (default: ${DEFAULT_CRASH_PATTERNS.join(",")}; "none")
   --allow-diagnostic KIND  device diagnostics of this kind fail no test (repeatable)
+  --no-snapshots           reuse a group's guest from test to test instead of restoring its post-boot snapshot
   --no-driver-check        do not stop when no driver is bound to virtio device 5 after boot
   --bisect                 exit 0 pass, 1 test failure, 125 kernel untestable (for git bisect run)
   --list                   print the tests, their boot groups and each shard's contents; boot nothing
@@ -72,6 +73,7 @@ export function parseArgs(argv: string[]): CliOptions {
       case "--kernel-config": o.kernelConfig = val(a); break;
       case "--crash-on": { const v = val(a); o.crashPatterns = v === "none" ? [] : v.split(",").filter(Boolean); break; }
       case "--no-driver-check": o.driverCheck = false; break;
+      case "--no-snapshots": o.snapshots = false; break;
       case "--allow-diagnostic": (o.allowDiagnostics ??= []).push(...val(a).split(",").filter(Boolean)); break;
       case "--bisect": o.bisect = true; break;
       case "--list": o.list = true; break;
@@ -214,7 +216,7 @@ export async function main(argv: string[]): Promise<number> {
       const verdict = c.skipped ? "skip" : c.ok ? "ok  " : "FAIL";
       process.stderr.write(`${verdict} ${c.name}  ${(c.durationMs / 1000).toFixed(1)}s${c.skipped ? `  (${c.skipped})` : ""}\n`);
     }
-    const line = `# ${r.platform}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped, ${r.cases.length} tests in ${(r.wallMs / 1000).toFixed(1)}s (${r.bootMs.length} boot(s))`;
+    const line = `# ${r.platform}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped, ${r.cases.length} tests in ${(r.wallMs / 1000).toFixed(1)}s (${r.bootMs.length} boot(s), ${r.restoreMs.length} snapshot restore(s))`;
     process.stderr.write(line + "\n");
     for (const c of r.cases.filter((x) => !x.ok)) {
       process.stderr.write(`\nFAILED ${c.name} (${c.id})\n${c.failures.map((f) => "  " + f.replace(/\n/g, "\n  ")).join("\n")}\n`);

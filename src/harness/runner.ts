@@ -54,6 +54,8 @@ export interface RunOptions {
   memoryMiB?: number;
   /** Run in headless Chromium instead of Node. */
   browser?: boolean;
+  /** Restore a post-boot snapshot before each further test of a boot group (default true). */
+  snapshots?: boolean;
   /** Guests in parallel (default 1). */
   workers?: number;
   /** Run workers in child processes even when workers == 1 (default: only for workers > 1). */
@@ -85,6 +87,8 @@ export interface RunResult {
   wallMs: number;
   /** Boot times (ms) of every guest started. */
   bootMs: number[];
+  /** Times (ms) of every snapshot restore (a test that started from its group's post-boot state). */
+  restoreMs: number[];
   groups: { key: string; tests: number }[];
   tap: string;
   ktap: string;
@@ -368,9 +372,11 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
   const progress = o.progress ? new Progress(tests.length) : null;
   for (const n of notes) progress?.note(`pre-flight: ${n}`);
   const bootMs: number[] = [];
+  const restoreMs: number[] = [];
   let stopped = false;
   const emit = (e: HarnessEvent) => {
     if (e.type === "boot-end" && e.ok) bootMs.push(e.ms);
+    if (e.type === "restore-end") restoreMs.push(e.ms);
     if (e.type === "test-end" && e.result.stopRun) stopped = true;
     progress?.event(e);
     o.onEvent?.(e);
@@ -385,7 +391,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
 
   let cases: CaseResult[];
   try {
-    const extra: Partial<GroupOptions> = { ...(o.crashPatterns ? { crashPatterns: o.crashPatterns } : {}), ...(o.driverCheck === false ? { driverCheck: false } : {}), ...(o.allowDiagnostics ? { allowDiagnostics: o.allowDiagnostics } : {}) };
+    const extra: Partial<GroupOptions> = { ...(o.crashPatterns ? { crashPatterns: o.crashPatterns } : {}), ...(o.driverCheck === false ? { driverCheck: false } : {}), ...(o.allowDiagnostics ? { allowDiagnostics: o.allowDiagnostics } : {}), ...(o.snapshots === false ? { snapshots: false } : {}) };
     cases = await executor.run([...groups], lib, emit, !!o.traceAll, () => stopped, extra);
   } finally {
     await executor.close();
@@ -431,6 +437,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
     skipped: cases.filter((c) => c.skipped).length,
     wallMs: Date.now() - t0,
     bootMs,
+    restoreMs,
     groups: groups.map((g) => ({ key: g.key, tests: g.tests.length })),
     tap,
     ktap,

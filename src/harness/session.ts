@@ -26,6 +26,8 @@ export interface GroupOptions {
   driverCheck?: boolean;
   /** Diagnostic kinds that fail no test in this run (`--allow-diagnostic`). */
   allowDiagnostics?: readonly string[];
+  /** Restore a post-boot snapshot before each further test of a group instead of reusing the guest (default true). */
+  snapshots?: boolean;
   /** Polled between tests: true once another group stopped the run. */
   shouldStop?: () => boolean;
 }
@@ -70,6 +72,10 @@ class Guest {
   crash!: CrashWatch;
   dead = false;
   bootMs = 0;
+  /** State right after boot + prepare + driver check (groups of more than one test). */
+  snapshot: ArrayBuffer | null = null;
+  /** The guest has run a test since the snapshot (or boot). */
+  used = false;
   /** Diagnostics and trace entries go to whoever is listening (the running test). */
   diagSink: ((d: Diag) => void) | null = null;
   traceSink: ((event: string, e: Record<string, unknown>) => void) | null = null;
@@ -163,6 +169,13 @@ export class GuestUnusable extends Error {
   }
 }
 
+/** Puts the guest back to its post-boot state and waits for its shell to answer. */
+async function restoreSnapshot(g: Guest): Promise<void> {
+  await g.handle.vm.restoreState!(g.snapshot!);
+  // The restored shell sits at its prompt waiting for a line: one marker round trip proves it runs.
+  await raceCrash(findShell(g.shell, 30_000), g.crash);
+}
+
 function raceCrash<T>(p: Promise<T>, crash: CrashWatch): Promise<T> {
   return Promise.race([p, crash.crashed]);
 }
@@ -196,6 +209,9 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
         if (problem) throw problem;
       }
       emit({ type: "boot-end", group: group.key, ms: Date.now() - t0, ok: true });
+      if (opts.snapshots !== false && !group.fresh && group.tests.length > 1 && g.handle.vm.saveState && g.handle.vm.restoreState) {
+        g.snapshot = await g.handle.vm.saveState();
+      }
       guest = g;
       return g;
     } catch (e) {
@@ -221,7 +237,22 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
       emit({ type: "test-end", group: group.key, result: r });
       continue;
     }
-    const g = await ensureGuest();
+    const reused = !!guest && !(guest as Guest).dead;
+    let g = await ensureGuest();
+    let start: CaseResult["start"] = reused ? "reuse" : "boot";
+    if (g && reused && g.snapshot) {
+      try {
+        const r0 = Date.now();
+        await restoreSnapshot(g);
+        emit({ type: "restore-end", group: group.key, ms: Date.now() - r0, bytes: g.snapshot.byteLength });
+        start = "restore";
+      } catch {
+        // A snapshot that does not come back is the harness's problem, not the test's: boot again.
+        await g.destroy();
+        g = await ensureGuest();
+        start = "boot";
+      }
+    }
     if (!g) {
       const s = stop!;
       const r: CaseResult = { ...base, failures: [s.message], durationMs: Date.now() - t0, stopRun: s.message, untestable: s.untestable };
@@ -231,6 +262,7 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
     }
     const r = await runOne(g, test, ++uploadSeq, opts, group);
     r.bootMs = g.bootMs;
+    r.start = start;
     r.durationMs = Date.now() - t0;
     if (!r.ok) r.serial = r.serial ?? g.serial.lastLines(serialN);
     results.push(r);

@@ -65,6 +65,8 @@ export type HarnessEvent =
   | { type: "group-start"; group: string; tests: number }
   | { type: "boot-start"; group: string }
   | { type: "boot-end"; group: string; ms: number; ok: boolean }
+  /** The group's post-boot snapshot was restored for the next test (`ms`: restore + shell answering). */
+  | { type: "restore-end"; group: string; ms: number; bytes: number }
   | { type: "test-start"; group: string; test: string; name: string }
   | { type: "test-end"; group: string; result: CaseResult }
   | { type: "group-end"; group: string };
@@ -76,6 +78,8 @@ export interface CaseResult extends ReportCase {
   untestable?: boolean;
   trace?: TestTrace;
   bootMs?: number;
+  /** How the test's guest started: a boot, the group's snapshot, or the previous test's guest. */
+  start?: "boot" | "restore" | "reuse";
 }
 
 /**
@@ -101,6 +105,9 @@ export interface BalloonHostLike {
 export interface VMLike {
   send(text: string): void;
   destroy(): Promise<void>;
+  /** v86 snapshots: a group boots once and restores this state before each further test. */
+  saveState?(): Promise<ArrayBuffer>;
+  restoreState?(state: ArrayBuffer): Promise<void>;
 }
 
 export interface GuestHandle {
