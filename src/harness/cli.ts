@@ -37,6 +37,8 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --crash-on A,B           console lines that fail a test at once (default: ${DEFAULT_CRASH_PATTERNS.join(",")}; "none")
   --allow-diagnostic KIND  device diagnostics of this kind fail no test (repeatable)
   --no-snapshots           reuse a group's guest from test to test instead of restoring its post-boot snapshot
+  --snapshot-cache DIR     keep post-boot snapshots across runs here (default ~/.cache/v86-balloon/snapshots,
+                           $V86_BALLOON_CACHE); --no-snapshot-cache: always boot
   --no-driver-check        do not stop when no driver is bound to virtio device 5 after boot
   --bisect                 exit 0 pass, 1 test failure, 125 kernel untestable (for git bisect run)
   --list                   print the tests, their boot groups and each shard's contents; boot nothing
@@ -74,6 +76,8 @@ export function parseArgs(argv: string[]): CliOptions {
       case "--crash-on": { const v = val(a); o.crashPatterns = v === "none" ? [] : v.split(",").filter(Boolean); break; }
       case "--no-driver-check": o.driverCheck = false; break;
       case "--no-snapshots": o.snapshots = false; break;
+      case "--snapshot-cache": o.snapshotCache = val(a); break;
+      case "--no-snapshot-cache": o.snapshotCache = false; break;
       case "--allow-diagnostic": (o.allowDiagnostics ??= []).push(...val(a).split(",").filter(Boolean)); break;
       case "--bisect": o.bisect = true; break;
       case "--list": o.list = true; break;

@@ -20,6 +20,8 @@ import { Progress } from "./progress.js";
 import { runGroup, type GroupOptions } from "./session.js";
 import { embeddedConfig, kernelRelease, parseKernelConfig, preflight, readConfigFile, type KernelConfig } from "./kernel-image.js";
 import { appendModules, readModules } from "./modules.js";
+import { defaultCacheDir, diskCache, groupCacheKey } from "./snapshot-cache.js";
+import { GUEST_DIR } from "../node/vm-node.js";
 import { parseShard, shardItems, type ShardSpec } from "./shard.js";
 import { writeJUnit } from "./junit.js";
 import { writeKtap, writeTap } from "./tap.js";
@@ -56,6 +58,8 @@ export interface RunOptions {
   browser?: boolean;
   /** Restore a post-boot snapshot before each further test of a boot group (default true). */
   snapshots?: boolean;
+  /** Keep post-boot snapshots across runs in this directory (Node; default defaultCacheDir(); false = off). */
+  snapshotCache?: string | false;
   /** Guests in parallel (default 1). */
   workers?: number;
   /** Run workers in child processes even when workers == 1 (default: only for workers > 1). */
@@ -156,9 +160,18 @@ export function planDefaults(o: RunOptions): PlanDefaults {
 }
 
 
+/** Group options that cross into worker processes and pages: plain data (the cache travels as its directory). */
+export type GroupExtras = Omit<Partial<GroupOptions>, "cache" | "launcher" | "emit" | "shouldStop"> & { cacheDir?: string };
+
+/** The options a Node lane runs a group with. */
+export function nodeGroupOptions(extra: GroupExtras | undefined): Partial<GroupOptions> {
+  const { cacheDir, ...rest } = extra ?? {};
+  return { ...rest, ...(cacheDir ? { cache: diskCache(cacheDir) } : {}) };
+}
+
 export interface Executor {
   /** Runs the groups; no new group (or test) starts once `shouldStop()` is true. */
-  run(groups: TestGroup[], lib: string, emit: (e: HarnessEvent) => void, traceAll: boolean, shouldStop: () => boolean, group?: Partial<GroupOptions>): Promise<CaseResult[]>;
+  run(groups: TestGroup[], lib: string, emit: (e: HarnessEvent) => void, traceAll: boolean, shouldStop: () => boolean, group?: GroupExtras): Promise<CaseResult[]>;
   close(): Promise<void>;
 }
 
@@ -167,7 +180,7 @@ export function inProcessExecutor(workers = 1): Executor {
   return {
     async run(groups, lib, emit, traceAll, shouldStop, extra) {
       const { nodeLauncher } = await import("./node-launcher.js");
-      return pool(groups, workers, shouldStop, (g) => runGroup(g, { ...extra, launcher: nodeLauncher, libScript: lib, emit, traceAll, shouldStop }));
+      return pool(groups, workers, shouldStop, (g) => runGroup(g, { ...nodeGroupOptions(extra), launcher: nodeLauncher, libScript: lib, emit, traceAll, shouldStop }));
     },
     async close() {},
   };
@@ -221,7 +234,7 @@ export function processExecutor(workers: number): Executor {
   };
 }
 
-function runInChild(child: ChildProcess, group: TestGroup, lib: string, emit: (e: HarnessEvent) => void, traceAll: boolean, extra?: Partial<GroupOptions>): Promise<CaseResult[]> {
+function runInChild(child: ChildProcess, group: TestGroup, lib: string, emit: (e: HarnessEvent) => void, traceAll: boolean, extra?: GroupExtras): Promise<CaseResult[]> {
   return new Promise((resolveP, reject) => {
     const onMsg = (m: { type: string; event?: HarnessEvent; results?: CaseResult[]; error?: string }) => {
       if (m.type === "event" && m.event) emit(m.event);
@@ -368,6 +381,11 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
   const workers = Math.max(1, o.workers ?? 1);
   const groups = groupTests(tests, defaults, workers);
   const lib = readFileSync(LIB_SCRIPT, "utf8");
+  const cacheDir = !o.browser && o.snapshots !== false && o.snapshotCache !== false ? (o.snapshotCache || defaultCacheDir()) : undefined;
+  if (cacheDir) {
+    const imageDir = defaults.imageDir ?? GUEST_DIR;
+    for (const g of groups) g.cacheKey = groupCacheKey(g, { imageDir, lib, driverCheck: o.driverCheck !== false });
+  }
 
   const progress = o.progress ? new Progress(tests.length) : null;
   for (const n of notes) progress?.note(`pre-flight: ${n}`);
@@ -391,7 +409,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
 
   let cases: CaseResult[];
   try {
-    const extra: Partial<GroupOptions> = { ...(o.crashPatterns ? { crashPatterns: o.crashPatterns } : {}), ...(o.driverCheck === false ? { driverCheck: false } : {}), ...(o.allowDiagnostics ? { allowDiagnostics: o.allowDiagnostics } : {}), ...(o.snapshots === false ? { snapshots: false } : {}) };
+    const extra: GroupExtras = { ...(o.crashPatterns ? { crashPatterns: o.crashPatterns } : {}), ...(o.driverCheck === false ? { driverCheck: false } : {}), ...(o.allowDiagnostics ? { allowDiagnostics: o.allowDiagnostics } : {}), ...(o.snapshots === false ? { snapshots: false } : {}), ...(cacheDir ? { cacheDir } : {}) };
     cases = await executor.run([...groups], lib, emit, !!o.traceAll, () => stopped, extra);
   } finally {
     await executor.close();

@@ -28,6 +28,8 @@ export interface GroupOptions {
   allowDiagnostics?: readonly string[];
   /** Restore a post-boot snapshot before each further test of a group instead of reusing the guest (default true). */
   snapshots?: boolean;
+  /** Post-boot snapshots kept across runs (Node: on disk), looked up by `group.cacheKey`. */
+  cache?: SnapshotCache;
   /** Polled between tests: true once another group stopped the run. */
   shouldStop?: () => boolean;
 }
@@ -82,7 +84,8 @@ class Guest {
   /** Diagnostics that came outside a test (negotiation at boot, cleanup): charged to the next test. */
   orphanDiags: Diag[] = [];
 
-  async boot(launcher: Launcher, boot: BootConfig, crashPatterns?: readonly string[]): Promise<void> {
+  /** Boots; with `from`, restores that post-boot state over the just-started machine instead of booting. */
+  async boot(launcher: Launcher, boot: BootConfig, crashPatterns?: readonly string[], from?: ArrayBuffer): Promise<void> {
     const t0 = Date.now();
     this.crash = new CrashWatch(this.serial, crashPatterns);
     // Device events from the moment the balloon is plugged in: a driver that breaks a rule while it
@@ -92,6 +95,7 @@ class Guest {
       this.crash,
     );
     this.shell = new GuestShell(this.serial, (t) => this.handle.vm.send(t));
+    if (from) await this.handle.vm.restoreState!(from);
     await raceCrash(findShell(this.shell, Math.max(1000, boot.bootTimeoutMs - (Date.now() - t0))), this.crash);
     this.bootMs = Date.now() - t0;
   }
@@ -160,6 +164,17 @@ const DRIVER_PROBE =
   'echo "modules: $(cut -d" " -f1 /proc/modules 2>/dev/null | tr "\\n" " ")"';
 
 /** The guest cannot run balloon tests: the run stops once with this. `untestable`: the kernel, not a test, is at fault. */
+/** A post-boot state and the device diagnostics its boot produced (replayed to the first test). */
+export interface CachedBoot {
+  state: ArrayBuffer;
+  diagnostics: Diag[];
+}
+
+export interface SnapshotCache {
+  get(key: string): Promise<CachedBoot | null>;
+  put(key: string, boot: CachedBoot): Promise<void>;
+}
+
 export class GuestUnusable extends Error {
   constructor(
     message: string,
@@ -193,11 +208,36 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
   const serialN = opts.serialLines ?? 80;
   emit({ type: "group-start", group: group.key, tests: group.tests.length });
   let guest: Guest | null = null;
+  /** How the guest ensureGuest last returned was started. */
+  let started: "boot" | "restore" = "boot";
   /** Set when the guest cannot run tests at all: the group (and the run) stops with it. */
   let stop: { message: string; untestable: boolean } | null = null;
 
   const ensureGuest = async (): Promise<Guest | null> => {
     if (guest && !guest.dead) return guest;
+    const g = new Guest();
+    const t0 = Date.now();
+    const key = opts.snapshots !== false && opts.cache && !group.fresh ? group.cacheKey : undefined;
+    const cached = key ? await opts.cache!.get(key).catch(() => null) : null;
+    if (cached) {
+      try {
+        // Same images, config and lib.sh as a run that booted, checked the driver and saved this state.
+        await g.boot(opts.launcher, group.boot, opts.crashPatterns, cached.state);
+        g.orphanDiags = [...cached.diagnostics];
+        g.snapshot = cached.state;
+        emit({ type: "restore-end", group: group.key, ms: Date.now() - t0, bytes: cached.state.byteLength });
+        started = "restore";
+        guest = g;
+        return g;
+      } catch {
+        await g.destroy(); // a state that does not come back: boot as if there were none
+        return ensureFresh();
+      }
+    }
+    return ensureFresh();
+  };
+
+  const ensureFresh = async (): Promise<Guest | null> => {
     emit({ type: "boot-start", group: group.key });
     const g = new Guest();
     const t0 = Date.now();
@@ -209,9 +249,12 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
         if (problem) throw problem;
       }
       emit({ type: "boot-end", group: group.key, ms: Date.now() - t0, ok: true });
-      if (opts.snapshots !== false && !group.fresh && group.tests.length > 1 && g.handle.vm.saveState && g.handle.vm.restoreState) {
+      const key = opts.cache && !group.fresh ? group.cacheKey : undefined;
+      if (opts.snapshots !== false && !group.fresh && (group.tests.length > 1 || key) && g.handle.vm.saveState && g.handle.vm.restoreState) {
         g.snapshot = await g.handle.vm.saveState();
+        if (key) await opts.cache!.put(key, { state: g.snapshot, diagnostics: [...g.orphanDiags] }).catch(() => {});
       }
+      started = "boot";
       guest = g;
       return g;
     } catch (e) {
@@ -239,7 +282,7 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
     }
     const reused = !!guest && !(guest as Guest).dead;
     let g = await ensureGuest();
-    let start: CaseResult["start"] = reused ? "reuse" : "boot";
+    let start: CaseResult["start"] = reused ? "reuse" : started;
     if (g && reused && g.snapshot) {
       try {
         const r0 = Date.now();

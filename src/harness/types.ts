@@ -43,6 +43,8 @@ export interface TestGroup {
   tests: PlannedTest[];
   /** A test that asked for `boot: fresh` gets a group of its own. */
   fresh: boolean;
+  /** Identifies the exact post-boot state (images, config, lib.sh, versions) in a snapshot cache. */
+  cacheKey?: string;
 }
 
 /** One recorded balloon transaction or host step. */
