@@ -2,7 +2,7 @@
 import "./demo.css";
 import type { BalloonLike } from "../embed/balloon-types.js";
 import { bootGuest } from "../embed/boot.js";
-import type { FeatureName } from "../embed/features.js";
+import type { FeatureName } from "../vocabulary.js";
 import type { VM } from "../vm.js";
 import { Charts } from "./charts.js";
 import { createControls, type Controls } from "./controls.js";

@@ -1,6 +1,6 @@
 /** Before boot: RAM size and feature checkboxes; while loading: progress; on failure: the error panel. */
 import { LoadError } from "../embed/boot.js";
-import { DEFAULT_FEATURES, FEATURES, parseFeatures, type FeatureName } from "../embed/features.js";
+import { DEFAULT_FEATURES, FEATURES, parseFeatures, type FeatureName } from "../vocabulary.js";
 import { $, h } from "./dom.js";
 
 export interface SetupChoice {

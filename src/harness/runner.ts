@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { emptyDescriptor, FEATURE_SHORT, faultByName, parseDescriptor, parseFeatureSpec, type TestDescriptor } from "./descriptor.js";
+import { emptyDescriptor, shortName, faultByName, parseDescriptor, parseFeatureSpec, type TestDescriptor } from "./descriptor.js";
 import { expandTestArgs, LIB_SCRIPT, SUITE_DIR } from "./files.js";
 import { DEFAULT_BOOT_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TEST_TIMEOUT_MS, groupTests, type PlanDefaults } from "./plan.js";
 import { Progress } from "./progress.js";
@@ -199,10 +199,12 @@ async function pool<T, R>(items: T[], n: number, shouldStop: () => boolean, fn: 
   return out.flat();
 }
 
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/** The worker beside this module: worker.ts run through tsx in the repository, compiled worker.js in the package. */
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+const WORKER = fileURLToPath(new URL(FROM_SOURCE ? "./worker.ts" : "./worker.js", import.meta.url));
 
-function tsxImport(): string {
-  return pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+function workerExecArgv(): string[] {
+  return FROM_SOURCE ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href] : [];
 }
 
 /** Each lane is a child process (`node --import tsx worker.ts`) that runs groups it is sent. */
@@ -215,7 +217,7 @@ export function processExecutor(workers: number): Executor {
         workers,
         () => false,
         async () => {
-          const child = fork(WORKER, [], { execArgv: ["--import", tsxImport()], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+          const child = fork(WORKER, [], { execArgv: workerExecArgv(), stdio: ["ignore", "inherit", "inherit", "ipc"] });
           children.push(child);
           const results: CaseResult[] = [];
           for (;;) {
@@ -291,7 +293,7 @@ export function listTests(o: RunOptions): string {
     if (total > 1) out.push(`shard ${i}/${total}${shard?.index === i ? " (selected)" : ""}: ${part.length} test(s)`);
     for (const g of groupTests(part, defaults, 1)) {
       out.push(`${total > 1 ? "  " : ""}boot ${g.fresh ? "(fresh) " : ""}${g.key}`);
-      for (const t of g.tests) out.push(`${total > 1 ? "    " : "  "}${t.name}  ${t.id}${t.descriptor.skip ? `  # SKIP ${t.descriptor.skip}` : ""}${t.descriptor.requires.length ? `  # requires ${t.descriptor.requires.map((f) => FEATURE_SHORT[f]).join(",")}` : ""}`);
+      for (const t of g.tests) out.push(`${total > 1 ? "    " : "  "}${t.name}  ${t.id}${t.descriptor.skip ? `  # SKIP ${t.descriptor.skip}` : ""}${t.descriptor.requires.length ? `  # requires ${t.descriptor.requires.map((f) => shortName(f)).join(",")}` : ""}`);
     }
   }
   return out.join("\n") + "\n";

@@ -5,7 +5,7 @@
  * Platform-neutral: the Node runner, the worker processes and the browser page all call `runGroup`.
  */
 import { CONFORMANCE } from "../balloon/diagnostics.js";
-import { describeOffer, FEATURE_SHORT } from "./descriptor.js";
+import { describeOffer, shortName } from "./descriptor.js";
 import { runHostStep, StepError, waitActual, type StepContext } from "./host-steps.js";
 import { CrashWatch, findShell, GuestShell, KernelCrash, SerialLines, TimeoutError, uploadFile } from "./serial.js";
 import { parseTap } from "./tap.js";
@@ -325,7 +325,7 @@ function missingFeatures(test: PlannedTest, b: BalloonHostLike | null): string |
   const offered = new Set(view?.offeredNames ?? []);
   const missing = need.filter((f) => !negotiated.has(f));
   if (!missing.length) return null;
-  const why = missing.map((f) => `${FEATURE_SHORT[f]} (${offered.has(f) ? "offered, the driver did not accept it" : "not offered"})`);
+  const why = missing.map((f) => `${shortName(f)} (${offered.has(f) ? "offered, the driver did not accept it" : "not offered"})`);
   return `needs ${why.join(", ")}`;
 }
 
