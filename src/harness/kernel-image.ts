@@ -22,7 +22,7 @@ export function kernelRelease(image: Buffer): string | null {
 const PAYLOAD_FORMATS: { magic: number[]; tool?: string[]; name: string }[] = [
   { magic: [0x1f, 0x8b], name: "gzip" },
   { magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a], tool: ["xz", "-dcq"], name: "xz" },
-  { magic: [0x02, 0x21, 0x4c, 0x18], tool: ["lz4", "-dcq"], name: "lz4" },
+  { magic: [0x02, 0x21, 0x4c, 0x18], name: "lz4" },
   { magic: [0x28, 0xb5, 0x2f, 0xfd], tool: ["zstd", "-dcq"], name: "zstd" },
   { magic: [0x42, 0x5a, 0x68], tool: ["bzip2", "-dcq"], name: "bzip2" },
   { magic: [0x5d, 0x00, 0x00], tool: ["unlzma", "-c"], name: "lzma" },
@@ -50,7 +50,59 @@ export function vmlinuxOf(image: Buffer): Buffer | null {
   const payload = image.subarray(start, start + image.readUInt32LE(0x24c));
   const fmt = PAYLOAD_FORMATS.find((f) => f.magic.every((b, i) => payload[i] === b));
   if (!fmt) return null;
+  if (fmt.name === "lz4") return lz4Legacy(payload);
   return fmt.tool ? decompressWith(fmt.tool, payload) : gunzipLenient(payload);
+}
+
+/**
+ * The kernel's LZ4 "legacy" frame (magic 0x184C2102, then blocks of le32 size + LZ4 block), decoded here
+ * because the project's own kernels are LZ4 and the lz4 tool is rarely installed. Stops at the first
+ * size that does not fit (the kernel appends the uncompressed size after the last block).
+ */
+export function lz4Legacy(data: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let p = 4;
+  while (p + 4 <= data.length) {
+    const size = data.readUInt32LE(p);
+    if (size === 0x184c2102) {
+      p += 4;
+      continue;
+    }
+    if (size === 0 || p + 4 + size > data.length) break;
+    out.push(lz4Block(data.subarray(p + 4, p + 4 + size)));
+    p += 4 + size;
+  }
+  return Buffer.concat(out);
+}
+
+function lz4Block(src: Buffer): Buffer {
+  let dst = Buffer.alloc(Math.max(1 << 16, src.length * 4));
+  let o = 0;
+  const room = (n: number) => {
+    if (o + n <= dst.length) return;
+    const bigger = Buffer.alloc(Math.max(dst.length * 2, o + n));
+    dst.copy(bigger, 0, 0, o);
+    dst = bigger;
+  };
+  let i = 0;
+  while (i < src.length) {
+    const token = src[i++];
+    let lit = token >> 4;
+    if (lit === 15) for (let b = 255; b === 255 && i < src.length; ) lit += b = src[i++];
+    room(lit);
+    src.copy(dst, o, i, i + lit);
+    o += lit;
+    i += lit;
+    if (i >= src.length) break; // the last sequence has literals only
+    const offset = src[i] | (src[i + 1] << 8);
+    i += 2;
+    if (offset === 0 || offset > o) throw new Error("lz4: corrupt block (bad match offset)");
+    let len = (token & 15) + 4;
+    if ((token & 15) === 15) for (let b = 255; b === 255 && i < src.length; ) len += b = src[i++];
+    room(len);
+    for (let k = 0; k < len; k++, o++) dst[o] = dst[o - offset];
+  }
+  return dst.subarray(0, o);
 }
 
 /** The embedded config (CONFIG_IKCONFIG) of a bzImage, or null. */

@@ -119,9 +119,12 @@ class Guest {
     await uploadFile(this.shell, "/tests/lib.sh", libScript, "0644");
     if (modules) {
       const r = await this.shell.exec(`sh ${MODULE_LOADER}`, 60000);
-      if (r.status !== 0) throw new GuestUnusable(`loading the --modules failed (${MODULE_LOADER} exited with ${r.status}):\n${r.lines.slice(-15).join("\n")}`, true);
+      if (r.status !== 0) this.moduleErrors = r.lines.slice(-15).join("\n");
     }
   }
+
+  /** What `load.sh` printed when some module did not load (part of the driver diagnosis). */
+  moduleErrors = "";
 
   /** Why the balloon cannot be tested in this guest, or null when a driver is bound to virtio device 5. */
   async driverProblem(): Promise<GuestUnusable | null> {
@@ -129,7 +132,7 @@ class Guest {
     const out = r.lines.join("\n");
     if (/^bound /m.test(out)) return null;
     const loaded = (out.match(/^modules: (.*)$/m)?.[1] ?? "").trim() || "none";
-    const tail = `\n(loaded modules: ${loaded})`;
+    const tail = `\n(loaded modules: ${loaded})${this.moduleErrors ? `\n--modules did not all load:\n${this.moduleErrors}` : ""}`;
     if (/^novirtio$/m.test(out)) {
       return new GuestUnusable(`the guest kernel has no virtio bus: CONFIG_VIRTIO is neither built in nor loaded; build it in or pass --modules DIR with virtio.ko, virtio_ring.ko, virtio_pci.ko and virtio_balloon.ko${tail}`, true);
     }
