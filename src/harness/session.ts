@@ -286,12 +286,13 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
     const reused = !!guest && !(guest as Guest).dead;
     let g = await ensureGuest();
     let start: CaseResult["start"] = reused ? "reuse" : started;
-    if (g && reused && g.snapshot) {
+    if (g && reused && g.snapshot && g.used) {
       try {
         const r0 = Date.now();
         await restoreSnapshot(g);
         emit({ type: "restore-end", group: group.key, ms: Date.now() - r0, bytes: g.snapshot.byteLength });
         start = "restore";
+        g.used = false;
       } catch {
         // A snapshot that does not come back is the harness's problem, not the test's: boot again.
         await g.destroy();
@@ -337,6 +338,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
   if (unmet) {
     return { id: test.id, name: test.name, file: test.id, ok: true, skipped: unmet, durationMs: 0, failures: [], group: group.key };
   }
+  g.used = true;
   const failures: string[] = [];
   const diags: Diag[] = [...g.orphanDiags];
   g.orphanDiags = [];
