@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parseTap, writeKtap, writeTap, type ReportCase } from "../src/harness/tap.js";
 import { writeJUnit } from "../src/harness/junit.js";
 import { mergeReports, reportPassed } from "../src/harness/merge.js";
+import { appendModules, loadOrder, type KernelModule } from "../src/harness/modules.js";
 import { CrashWatch, findShell, KernelCrash, SerialLines, ShellNotFound } from "../src/harness/serial.js";
 import { runGroup } from "../src/harness/session.js";
 import { emptyDescriptor, resolveFeatures } from "../src/harness/descriptor.js";
@@ -261,5 +262,26 @@ describe("reports: KTAP, JUnit times and names, merge", () => {
     expect((j.text.match(/<testsuite /g) ?? []).length).toBe(3);
     expect(reportPassed("junit", mergeReports([writeJUnit([cases("s2")[0]])]).text)).toBe(true);
     expect(() => mergeReports([writeTap(cases("a")), writeJUnit(cases("b"))])).toThrow(/cannot merge tap with junit/);
+  });
+});
+
+describe("--modules: load order and the cpio", () => {
+  const mod = (name: string, depends: string[]): KernelModule => ({ name, file: `${name}.ko`, depends, vermagic: null, data: Buffer.from(name) });
+  const set = (...m: KernelModule[]) => new Map(m.map((x) => [x.name, x]));
+
+  it("orders dependencies first and names a missing one", () => {
+    const mods = set(mod("virtio_balloon", ["virtio", "virtio_ring"]), mod("virtio_ring", ["virtio"]), mod("virtio", []), mod("virtio_pci", ["virtio_ring", "virtio"]));
+    expect(loadOrder(mods, ["virtio_pci", "virtio_balloon"]).map((m) => m.name)).toEqual(["virtio", "virtio_ring", "virtio_balloon", "virtio_pci"]);
+    expect(() => loadOrder(set(mod("virtio_balloon", ["virtio"])), ["virtio_balloon"], "--modules d/")).toThrow("--modules d/: virtio_balloon depends on virtio, which is not among the modules (add virtio.ko)");
+    expect(() => loadOrder(set(mod("a", ["b"]), mod("b", ["a"])), ["a"])).toThrow(/dependency loop/);
+  });
+
+  it("appends a newc cpio the host's cpio reads, with the loader in order", () => {
+    const base = Buffer.from("07070100000001000041ed", "latin1"); // any bytes: only padding matters here
+    const all = appendModules(base, [mod("virtio", []), mod("virtio_balloon", ["virtio"])]);
+    const second = all.subarray(Math.ceil(base.length / 4) * 4);
+    const list = execFileSync("cpio", ["-t", "--quiet"], { input: second }).toString().trim().split("\n");
+    expect(list).toEqual(["lib", "lib/modules", "lib/modules/v86-balloon", "lib/modules/v86-balloon/virtio.ko", "lib/modules/v86-balloon/virtio_balloon.ko", "lib/modules/v86-balloon/load.sh"]);
+    expect(second.toString("latin1")).toContain("for m in virtio virtio_balloon; do");
   });
 });
