@@ -4,7 +4,7 @@
 // --modules (read from the IKCONFIG in the image), a run with --modules, the "no driver bound" stop,
 // panics before the shell and during a test, and the --bisect exit codes.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,6 +72,29 @@ describe.skipIf(!haveFixture)("a modular kernel (fixture)", () => {
     // cpio -t lists the first archive only: the project's userland is there; the modules come after it
     expect(list).toMatch(/^init$/m);
     expect(readFileSync(out).includes(Buffer.from("lib/modules/v86-balloon/load.sh"))).toBe(true);
+  });
+
+  it("--modules FILE.deb: modules and config come from a linux-image package", async () => {
+    const root = mkdtempSync(join(tmpdir(), "deb-"));
+    const pkg = join(root, "pkg");
+    const moddir = join(pkg, "lib/modules/6.12.117/kernel/drivers/virtio");
+    mkdirSync(join(pkg, "DEBIAN"), { recursive: true });
+    mkdirSync(join(pkg, "boot"));
+    mkdirSync(moddir, { recursive: true });
+    writeFileSync(join(pkg, "DEBIAN/control"), "Package: linux-image-test\nVersion: 1\nArchitecture: i386\nMaintainer: t <t@t>\nDescription: test\n");
+    copyFileSync(FIX + "config", join(pkg, "boot/config-6.12.117"));
+    for (const f of readdirSync(MODULES)) copyFileSync(join(MODULES, f), join(moddir, f));
+    execFileSync("dpkg-deb", ["--build", "-Zgzip", pkg, join(root, "linux-image-test.deb")], { stdio: "ignore" });
+    const out = join(root, "t.cpio");
+    const [code, err] = await cli(["initramfs", "--kernel", KERNEL, "--modules", join(root, "linux-image-test.deb"), "--out", out]);
+    expect(code, err).toBe(0);
+    expect(err).toMatch(/load order\): (virtio\S* )+virtio_pci/);
+    // the .deb's config (not the image's) is what pre-flight read: a config saying =m without the module fails
+    rmSync(join(moddir, "virtio_balloon.ko.xz"));
+    execFileSync("dpkg-deb", ["--build", "-Zgzip", pkg, join(root, "no-balloon.deb")], { stdio: "ignore" });
+    const [code2, err2] = await cli(["test", "--kernel", KERNEL, "--modules", join(root, "no-balloon.deb"), "--quiet"]);
+    expect(code2).toBe(2);
+    expect(err2).toMatch(/pre-flight \(the config in .*no-balloon\.deb\)[\s\S]*CONFIG_VIRTIO_BALLOON=m but --modules .*no-balloon\.deb has no virtio_balloon\.ko/);
   });
 
   it("--modules: the modules load in order, the driver binds, tests pass (one boot, then a restore)", async () => {

@@ -7,7 +7,7 @@
  * script, `/lib/modules/v86-balloon/load.sh`, that the harness (or the project's /init) runs.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -26,8 +26,8 @@ export interface KernelModule {
 export interface ModuleSet {
   /** In load order. */
   modules: KernelModule[];
-  /** `boot/config-*` of a .deb, when there was one. */
-  configFile: string | null;
+  /** The text of a .deb's `boot/config-*`, when there was one. */
+  config: string | null;
 }
 
 /** Directory in the guest that holds the modules and the loader. */
@@ -103,21 +103,19 @@ export function readModules(arg: string): ModuleSet {
   } catch {
     throw new Error(`--modules ${arg}: no such file or directory`);
   }
-  let dir = arg;
-  let configFile: string | null = null;
-  if (!st.isDirectory()) {
-    if (!arg.endsWith(".deb")) throw new Error(`--modules ${arg}: expected a directory of .ko files or a linux-image .deb`);
-    dir = extractDeb(arg);
+  if (st.isDirectory()) return readModuleDir(arg, arg, null);
+  if (!arg.endsWith(".deb")) throw new Error(`--modules ${arg}: expected a directory of .ko files or a linux-image .deb`);
+  const dir = extractDeb(arg);
+  try {
     const boot = join(dir, "boot");
-    const cfg = (() => {
-      try {
-        return readdirSync(boot).find((f) => f.startsWith("config-"));
-      } catch {
-        return undefined;
-      }
-    })();
-    if (cfg) configFile = join(boot, cfg);
+    const cfg = existsSync(boot) ? readdirSync(boot).find((f) => f.startsWith("config-")) : undefined;
+    return readModuleDir(dir, arg, cfg ? readFileSync(join(boot, cfg), "utf8") : null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function readModuleDir(dir: string, arg: string, config: string | null): ModuleSet {
   const files = walk(dir).sort();
   if (!files.length) throw new Error(`--modules ${arg}: no .ko / .ko.xz / .ko.zst / .ko.gz files in it`);
   const byName = new Map<string, KernelModule>();
@@ -129,7 +127,7 @@ export function readModules(arg: string): ModuleSet {
     if (!byName.has(name)) byName.set(name, { name, file, depends, vermagic: info.get("vermagic")?.[0] ?? null, data });
   }
   const roots = byName.size <= LOAD_ALL_MAX ? [...byName.keys()] : WANTED.filter((w) => byName.has(w));
-  return { modules: loadOrder(byName, roots, arg), configFile };
+  return { modules: loadOrder(byName, roots, arg), config };
 }
 
 /** Dependencies first (depth-first post-order from each root, roots in name order). */

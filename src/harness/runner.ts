@@ -8,7 +8,7 @@
  *   if (!run.ok) console.log(run.tap);
  */
 import { fork, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { basename, dirname, join, relative, resolve } from "node:path";
@@ -327,7 +327,7 @@ function mustExist(flag: string, path: string | undefined, kind: "file" | "dir" 
  * Before any boot: the user's images exist, `--modules` are read and appended to the initramfs, and the
  * kernel config (if one can be found) allows the balloon to work at all. Returns the pre-flight notes.
  */
-export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: string): { notes: string[]; modules: string[] } {
+export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: string): { notes: string[]; modules: string[]; tmpDir?: string } {
   mustExist("--kernel", o.kernel);
   mustExist("--initrd", o.initrd);
   mustExist("--image-dir", o.imageDir, "dir");
@@ -338,7 +338,7 @@ export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: strin
   let config: KernelConfig | null = null;
   let source = "";
   if (o.kernelConfig) [config, source] = [readConfigFile(o.kernelConfig), o.kernelConfig];
-  else if (mods?.configFile) [config, source] = [readConfigFile(mods.configFile), `the config in ${o.modules}`];
+  else if (mods?.config) [config, source] = [parseKernelConfig(mods.config), `the config in ${o.modules}`];
   else if (kernelPath) {
     const text = embeddedConfig(readFileSync(kernelPath));
     if (text) [config, source] = [parseKernelConfig(text), `the config embedded in ${kernelPath} (IKCONFIG)`];
@@ -356,14 +356,16 @@ export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: strin
     const other = release ? mods.modules.filter((m) => m.vermagic && m.vermagic.split(" ")[0] !== release) : [];
     if (other.length) throw new HarnessInputError(`--modules ${o.modules}: ${other.map((m) => m.name).join(", ")} built for ${other[0].vermagic!.split(" ")[0]}, the kernel is ${release}`, true);
     const base = readFileSync(local(o.initrd) ?? join(defaults.imageDir ?? join(ROOT, "public/guest/"), "initramfs.cpio"));
-    const file = out ?? join(mkdtempSync(join(tmpdir(), "v86-balloon-initrd-")), "initramfs+modules.cpio");
+    const tmpDir = out ? undefined : mkdtempSync(join(tmpdir(), "v86-balloon-initrd-"));
+    const file = out ?? join(tmpDir!, "initramfs+modules.cpio");
     writeFileSync(file, appendModules(base, mods.modules));
     defaults.initrd = file;
     defaults.modules = o.modules;
+    return { notes, modules: mods.modules.map((m) => m.name), tmpDir };
   } else if (out) {
     writeFileSync(out, readFileSync(local(o.initrd) ?? join(defaults.imageDir ?? join(ROOT, "public/guest/"), "initramfs.cpio")));
   }
-  return { notes, modules: mods?.modules.map((m) => m.name) ?? [] };
+  return { notes, modules: [] };
 }
 
 function readModulesOrStop(arg: string) {
@@ -378,7 +380,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
   const t0 = Date.now();
   const defaults = planDefaults(o);
   const { tests } = selectTests(o);
-  const { notes } = prepareImages(o, defaults);
+  const { notes, tmpDir } = prepareImages(o, defaults);
   ensureHotPath();
   const workers = Math.max(1, o.workers ?? 1);
   const groups = groupTests(tests, defaults, workers);
@@ -416,6 +418,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
   } finally {
     await executor.close();
     progress?.finish();
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
   }
   // Report in a stable order (the order of the test list), whatever order the workers finished in.
   const order = new Map(tests.map((t, i) => [t.id, i]));
