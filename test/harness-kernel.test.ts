@@ -72,7 +72,10 @@ describe.skipIf(!haveFixture)("a modular kernel (fixture)", () => {
     // cpio -t lists the first archive only: the project's userland is there; the modules come after it
     expect(list).toMatch(/^init$/m);
     expect(readFileSync(out).includes(Buffer.from("lib/modules/v86-balloon/load.sh"))).toBe(true);
-  });
+    // pre-flight sees the modules in the image; the harness loads them (the project's /init may too)
+    const r = await runTests({ kernel: KERNEL, initrd: out, files: [SUITE_DIR + "balloon-present.sh"], snapshotCache: false, allowDiagnostics: ALLOW, progress: false });
+    expect(r.ok, r.cases.map((c) => c.failures.join("; ")).join("\n")).toBe(true);
+  }, 300_000);
 
   it("--modules FILE.deb: modules and config come from a linux-image package", async () => {
     const root = mkdtempSync(join(tmpdir(), "deb-"));

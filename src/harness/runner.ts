@@ -19,7 +19,7 @@ import { DEFAULT_BOOT_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TEST_TIMEOUT_MS, g
 import { Progress } from "./progress.js";
 import { runGroup, type GroupOptions } from "./session.js";
 import { embeddedConfig, kernelRelease, parseKernelConfig, preflight, readConfigFile, type KernelConfig } from "./kernel-image.js";
-import { appendModules, readModules } from "./modules.js";
+import { appendModules, GUEST_MODULE_DIR, readModules } from "./modules.js";
 import { defaultCacheDir, diskCache, groupCacheKey } from "./snapshot-cache.js";
 import { GUEST_DIR } from "../node/vm-node.js";
 import { parseShard, shardItems, type ShardSpec } from "./shard.js";
@@ -345,7 +345,8 @@ export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: strin
   }
   const notes: string[] = [];
   if (config) {
-    const pf = preflight({ config, source, modules: mods && o.modules ? { arg: o.modules, names: new Set(mods.modules.map((m) => m.name)) } : null });
+    const provided = mods && o.modules ? { arg: o.modules, names: new Set(mods.modules.map((m) => m.name)) } : modulesInInitrd(local(o.initrd));
+    const pf = preflight({ config, source, modules: provided });
     if (pf.errors.length) throw new HarnessInputError(`pre-flight (${source}): the balloon cannot work with this kernel:\n  ${pf.errors.join("\n  ")}`, true);
     notes.push(...pf.notes);
   } else if (kernelPath && !mods) {
@@ -366,6 +367,14 @@ export function prepareImages(o: RunOptions, defaults: PlanDefaults, out?: strin
     writeFileSync(out, readFileSync(local(o.initrd) ?? join(defaults.imageDir ?? join(ROOT, "public/guest/"), "initramfs.cpio")));
   }
   return { notes, modules: [] };
+}
+
+/** Modules a `v86-balloon initramfs --modules` image carries (its appended cpio), for pre-flight. */
+function modulesInInitrd(path: string | undefined): { arg: string; names: Set<string> } | null {
+  if (!path) return null;
+  const text = readFileSync(path).toString("latin1");
+  const names = new Set([...text.matchAll(new RegExp(`${GUEST_MODULE_DIR.slice(1)}/([\\w-]+)\\.ko\\0`, "g"))].map((m) => m[1]));
+  return names.size ? { arg: `${path} (its appended modules)`, names } : null;
 }
 
 function readModulesOrStop(arg: string) {

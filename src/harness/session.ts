@@ -113,14 +113,13 @@ class Guest {
     }
   }
 
-  async prepare(libScript: string, modules: boolean): Promise<void> {
+  async prepare(libScript: string): Promise<void> {
     // No echo: busybox's line editor then reads plain lines (no echo, no tab completion).
     await this.shell.check("stty -echo", 20000);
     await uploadFile(this.shell, "/tests/lib.sh", libScript, "0644");
-    if (modules) {
-      const r = await this.shell.exec(`sh ${MODULE_LOADER}`, 60000);
-      if (r.status !== 0) this.moduleErrors = r.lines.slice(-15).join("\n");
-    }
+    // Modules appended by --modules or `v86-balloon initramfs` (idempotent: /init may have loaded them).
+    const r = await this.shell.exec(`[ ! -f ${MODULE_LOADER} ] || sh ${MODULE_LOADER}`, 60000);
+    if (r.status !== 0) this.moduleErrors = r.lines.slice(-15).join("\n");
   }
 
   /** What `load.sh` printed when some module did not load (part of the driver diagnosis). */
@@ -246,7 +245,7 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
     const t0 = Date.now();
     try {
       await g.boot(opts.launcher, group.boot, opts.crashPatterns);
-      await g.prepare(opts.libScript, !!group.boot.modules);
+      await g.prepare(opts.libScript);
       if (opts.driverCheck !== false) {
         const problem = await g.driverProblem();
         if (problem) throw problem;
