@@ -37,7 +37,7 @@ case "$VARIANT" in
     sed -e 's/^CONFIG_VIRTIO_PCI=y$/CONFIG_VIRTIO_PCI=m/' \
         -e 's/^CONFIG_VIRTIO_BALLOON=y$/CONFIG_VIRTIO_BALLOON=m/' \
         -e 's/^# CONFIG_MODULES is not set$/CONFIG_MODULES=y/' "$HERE/kernel.config" > "$BUILD/kernel.config"
-    printf '%s\n' CONFIG_MODULE_UNLOAD=y CONFIG_IKCONFIG=y CONFIG_IKCONFIG_PROC=y >> "$BUILD/kernel.config"
+    printf '%s\n' CONFIG_MODULE_UNLOAD=y CONFIG_IKCONFIG=y CONFIG_IKCONFIG_PROC=y CONFIG_MAGIC_SYSRQ=y >> "$BUILD/kernel.config"
     FRAG=$BUILD/kernel.config ;;
   *) printf '[guest] ERROR: GUEST_VARIANT=%s: expected default or modular\n' "$VARIANT" >&2; exit 1 ;;
 esac

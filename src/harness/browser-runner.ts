@@ -48,7 +48,8 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
     });
     page.on("pageerror", (e) => consoleTail.push(`[pageerror] ${e.message}`));
     await page.exposeFunction("__harnessEvent", (e: HarnessEvent) => emit(e));
-    await page.goto(base + "src/harness/browser/index.html");
+    // A cold Vite dev server on a loaded machine can take well over playwright's default 30 s.
+    await page.goto(base + "src/harness/browser/index.html", { timeout: 180_000 });
     try {
       await page.waitForFunction(() => (window as unknown as { __harness?: { ready: boolean } }).__harness?.ready === true, null, { timeout: 120_000 });
     } catch (e) {
