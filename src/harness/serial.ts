@@ -127,6 +127,44 @@ export class GuestShell {
     });
   }
 
+  findShell(timeoutMs: number, everyMs: number): Promise<number> {
+    const t0 = Date.now();
+    const ids = new Set<string>();
+    return new Promise<number>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let interval = everyMs;
+      const off = this.serial.onLine((l) => {
+        const m = /__HE(\w+?)_\d+__$/.exec(l);
+        if (!m || !ids.has(m[1])) return;
+        done();
+        resolve(Date.now() - t0);
+      });
+      const deadline = setTimeout(() => {
+        done();
+        reject(
+          new ShellNotFound(
+            `no shell answered on the serial console within ${timeoutMs} ms (the harness typed \`echo __HB<id>__\` lines ` +
+              `and waited for one to come back; the initramfs must run a POSIX shell on ttyS0, ` +
+              `see "The initramfs contract" in src/harness/README.md)`,
+          ),
+        );
+      }, timeoutMs);
+      const done = () => {
+        off();
+        clearTimeout(timer);
+        clearTimeout(deadline);
+      };
+      const probe = () => {
+        const id = `${++this.counter}_${Math.random().toString(36).slice(2, 7)}`;
+        ids.add(id);
+        this.send(`echo __HB${id}""__; true; echo __HE${id}""_$?__\n`);
+        timer = setTimeout(probe, interval);
+        interval = Math.min(interval * 2, 8000);
+      };
+      probe();
+    });
+  }
+
   /** Like exec, but throws on a non-zero status. Returns the output lines. */
   async check(cmd: string, timeoutMs = 30000): Promise<string[]> {
     const r = await this.exec(cmd, timeoutMs);
@@ -241,25 +279,11 @@ export class CrashWatch {
 export class ShellNotFound extends Error {}
 
 /**
- * Finds the guest's shell without knowing its prompt: types `echo <marker>` every `everyMs` until one
- * comes back (typed-ahead probes run late and are ignored: each probe has its own marker).
+ * Finds the guest's shell without knowing its prompt: types a marker command, then again every `everyMs`
+ * (doubling up to 8 s, so a slow guest's tty is not flooded), and resolves when any of them comes back:
+ * on a loaded host a probe's answer may well arrive after the next probe was typed. Late answers of the
+ * other probes are ignored later (each exec waits for its own markers).
  */
-export async function findShell(shell: GuestShell, timeoutMs: number, everyMs = 1000): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    const left = timeoutMs - (Date.now() - t0);
-    if (left <= 0) {
-      throw new ShellNotFound(
-        `no shell answered on the serial console within ${timeoutMs} ms (the harness typed \`echo __HB<id>__\` lines ` +
-          `every ${everyMs} ms and waited for them to come back; the initramfs must run a POSIX shell on ttyS0, ` +
-          `see "The initramfs contract" in src/harness/README.md)`,
-      );
-    }
-    try {
-      await shell.exec("true", Math.min(everyMs, left));
-      return Date.now() - t0;
-    } catch (e) {
-      if (!(e instanceof TimeoutError)) throw e;
-    }
-  }
+export function findShell(shell: GuestShell, timeoutMs: number, everyMs = 1000): Promise<number> {
+  return shell.findShell(timeoutMs, everyMs);
 }
