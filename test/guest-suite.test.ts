@@ -20,10 +20,6 @@ describe.skipIf(!haveGuest)("guest suite (Node, real Linux guest)", () => {
       traceDir: process.env.HARNESS_TRACE_DIR ?? join(tmpdir(), "v86-balloon-traces"),
       junit: process.env.HARNESS_JUNIT,
       progress: !!process.env.HARNESS_PROGRESS,
-      // Linux's virtballoon_probe primes and kicks the stats queue in init_vqs(), before DRIVER_OK
-      // (virtio 1.2 §3.1.1 forbids it); the device delivers it at DRIVER_OK. Known driver behaviour,
-      // reported by the device from attach on; it must not hide everything else in this suite.
-      allowDiagnostics: ["notify-before-driver-ok"],
     });
   }, 600_000);
 

@@ -174,6 +174,29 @@ describe("a guest that cannot test the balloon stops the run once", () => {
   });
 });
 
+describe("boot-time diagnostics", () => {
+  const quirk = { kind: "notify-before-driver-ok", severity: "violation", message: "notify for queue 2 before DRIVER_OK" };
+  const withBootDiag = () => {
+    let emitDiag: (d: unknown) => void = () => {};
+    const balloon = { target: 0, actual: 0, setTarget() {}, on: (name: string, fn: (e: unknown) => void) => name === "diagnostic" && (emitDiag = fn) };
+    const inner = fakeLauncher({ balloon, behaviour: withFiles((cmd) => (cmd.includes("/sys/bus/virtio/devices") ? { out: ["bound virtio_balloon"] } : cmd.includes("sh /tmp/harness/") ? { out: ["1..1", "ok 1 - fine"] } : {})) });
+    return (async (b, onSerial, onBalloon) => {
+      const h = await inner(b, onSerial, onBalloon);
+      emitDiag(quirk); // the driver's probe, before any test
+      return h;
+    }) as typeof inner;
+  };
+
+  it("the stock driver's probe quirk is a note on the first test; --strict fails it", async () => {
+    const r = await runGroup(group([planned("a")]), { launcher: withBootDiag(), libScript: "# lib" });
+    expect(r[0].ok).toBe(true);
+    expect(r[0].notes?.[0]).toMatch(/^at boot \(known driver quirk, --strict fails it\): device conformance violation \[notify-before-driver-ok\]/);
+    expect(writeTap(r)).toMatch(/# at boot .*\nok 1 - a/);
+    const strict = await runGroup(group([planned("a")]), { launcher: withBootDiag(), libScript: "# lib", strict: true });
+    expect(strict[0].ok).toBe(false);
+  });
+});
+
 describe("pre-flight on the kernel config", () => {
   const cfg = (extra: string) =>
     parseKernelConfig(`CONFIG_PCI=y\nCONFIG_BLK_DEV_INITRD=y\nCONFIG_SERIAL_8250_CONSOLE=y\nCONFIG_MODULES=y\nCONFIG_PAGE_REPORTING=y\nCONFIG_BALLOON_COMPACTION=y\nCONFIG_DEBUG_FS=y\n${extra}`);

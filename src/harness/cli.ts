@@ -38,6 +38,7 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --trace-dir DIR          write a JSON transaction trace for every failing test (--trace-all: every test)
   --crash-on A,B           console lines that fail a test at once (default: ${DEFAULT_CRASH_PATTERNS.join(",")}; "none")
   --allow-diagnostic KIND  device diagnostics of this kind fail no test (repeatable)
+  --strict                 also fail on the stock driver's known probe quirk (stats kick before DRIVER_OK)
   --no-snapshots           reuse a group's guest from test to test instead of restoring its post-boot snapshot
   --snapshot-cache DIR     keep post-boot snapshots across runs here (default ~/.cache/v86-balloon/snapshots,
                            $V86_BALLOON_CACHE); --no-snapshot-cache: always boot
@@ -77,6 +78,7 @@ export function parseArgs(argv: string[]): CliOptions {
       case "--kernel-config": o.kernelConfig = val(a); break;
       case "--crash-on": { const v = val(a); o.crashPatterns = v === "none" ? [] : v.split(",").filter(Boolean); break; }
       case "--no-driver-check": o.driverCheck = false; break;
+      case "--strict": o.strict = true; break;
       case "--no-snapshots": o.snapshots = false; break;
       case "--snapshot-cache": o.snapshotCache = val(a); break;
       case "--no-snapshot-cache": o.snapshotCache = false; break;
@@ -222,6 +224,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const c of r.cases) {
       const verdict = c.skipped ? "skip" : c.ok ? "ok  " : "FAIL";
       process.stderr.write(`${verdict} ${c.name}  ${(c.durationMs / 1000).toFixed(1)}s${c.skipped ? `  (${c.skipped})` : ""}\n`);
+      for (const n of c.notes ?? []) process.stderr.write(`     note: ${n}\n`);
     }
     const line = `# ${r.platform}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped, ${r.cases.length} tests in ${(r.wallMs / 1000).toFixed(1)}s (${r.bootMs.length} boot(s), ${r.restoreMs.length} snapshot restore(s))`;
     process.stderr.write(line + "\n");

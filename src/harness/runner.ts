@@ -41,6 +41,8 @@ export interface RunOptions {
   crashPatterns?: string[];
   /** Stop when no driver is bound to virtio device 5 after boot (default true). */
   driverCheck?: boolean;
+  /** Fail on known driver quirks seen at boot too (see PROBE_QUIRKS in session.ts). */
+  strict?: boolean;
   /** Device diagnostic kinds that fail no test (e.g. a known driver quirk). */
   allowDiagnostics?: string[];
   /** Directory with the guest images and manifest.json (default public/guest/). */
@@ -422,7 +424,7 @@ export async function runTests(o: RunOptions = {}): Promise<RunResult> {
 
   let cases: CaseResult[];
   try {
-    const extra: GroupExtras = { ...(o.crashPatterns ? { crashPatterns: o.crashPatterns } : {}), ...(o.driverCheck === false ? { driverCheck: false } : {}), ...(o.allowDiagnostics ? { allowDiagnostics: o.allowDiagnostics } : {}), ...(o.snapshots === false ? { snapshots: false } : {}), ...(cacheDir ? { cacheDir } : {}) };
+    const extra: GroupExtras = { ...(o.crashPatterns ? { crashPatterns: o.crashPatterns } : {}), ...(o.driverCheck === false ? { driverCheck: false } : {}), ...(o.allowDiagnostics ? { allowDiagnostics: o.allowDiagnostics } : {}), ...(o.snapshots === false ? { snapshots: false } : {}), ...(o.strict ? { strict: true } : {}), ...(cacheDir ? { cacheDir } : {}) };
     cases = await executor.run([...groups], lib, emit, !!o.traceAll, () => stopped, extra);
   } finally {
     await executor.close();

@@ -149,6 +149,8 @@ export interface ReportCase {
   group?: string;
   /** The run stopped at this case (no driver, boot failure): the report ends with `Bail out!`. */
   stopRun?: string;
+  /** Findings that did not fail it (e.g. a known driver quirk at boot): `#` lines in TAP/KTAP. */
+  notes?: string[];
 }
 
 /**
@@ -187,6 +189,7 @@ export function writeTap(cases: ReportCase[]): string {
       out.push(`    1..${c.tap.plan ?? c.tap.assertions.length}`);
     }
     const dir = c.skipped ? ` # SKIP ${tapEscape(c.skipped)}` : "";
+    for (const n of c.notes ?? []) out.push(`# ${n}`);
     out.push(`${c.ok ? "ok" : "not ok"} ${i + 1} - ${tapEscape(c.name)}${dir}`);
     if (!c.ok) {
       out.push("  ---");
@@ -227,6 +230,7 @@ export function writeKtap(cases: ReportCase[]): string {
       if (c.traceFile) out.push(`# trace: ${c.traceFile}`);
       if (c.serial) for (const l of c.serial.split("\n")) out.push(`# serial: ${l}`);
     }
+    for (const n of c.notes ?? []) out.push(`# ${n}`);
     out.push(`${c.ok ? "ok" : "not ok"} ${i + 1} ${tapEscape(c.name)}${c.skipped ? dirOf("skip", c.skipped) : ""}`);
   });
   const stop = cases.find((c) => c.stopRun);
