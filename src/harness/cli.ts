@@ -32,7 +32,7 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --shard i/n              run the i-th of n deterministic slices
   --filter TEXT            only tests whose name or path contains TEXT
   --timeout-test MS        per-test timeout (default 120000; "90s"/"2m" work; "# timeout:" wins)
-  --timeout-boot MS        per-boot timeout (default 90000)
+  --timeout-boot MS        per-boot timeout (default 90000; 240000 with --kernel)
   --tap FILE  --junit FILE write reports (TAP 13 / JUnit XML); TAP also goes to stdout with --tap -
   --ktap FILE              write KTAP version 1 (kselftest / KUnit style); "-" for stdout
   --trace-dir DIR          write a JSON transaction trace for every failing test (--trace-all: every test)

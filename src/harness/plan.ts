@@ -21,6 +21,8 @@ export interface PlanDefaults {
 
 export const DEFAULT_TEST_TIMEOUT_MS = 120_000;
 export const DEFAULT_BOOT_TIMEOUT_MS = 90_000;
+/** A distribution kernel takes 14–87 s to its shell in v86 (probing hardware v86 does not have). */
+export const USER_KERNEL_BOOT_TIMEOUT_MS = 240_000;
 export const DEFAULT_MEMORY_MIB = 128;
 
 export function bootFor(d: TestDescriptor, defaults: PlanDefaults): BootConfig {

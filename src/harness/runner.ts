@@ -15,7 +15,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { emptyDescriptor, shortName, faultByName, parseDescriptor, parseFeatureSpec, type TestDescriptor } from "./descriptor.js";
 import { expandTestArgs, LIB_SCRIPT, SUITE_DIR } from "./files.js";
-import { DEFAULT_BOOT_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TEST_TIMEOUT_MS, groupTests, type PlanDefaults } from "./plan.js";
+import { DEFAULT_BOOT_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TEST_TIMEOUT_MS, groupTests, USER_KERNEL_BOOT_TIMEOUT_MS, type PlanDefaults } from "./plan.js";
 import { Progress } from "./progress.js";
 import { runGroup, type GroupOptions } from "./session.js";
 import { embeddedConfig, kernelRelease, parseKernelConfig, preflight, readConfigFile, type KernelConfig } from "./kernel-image.js";
@@ -157,7 +157,7 @@ export function planDefaults(o: RunOptions): PlanDefaults {
     features: o.features ? parseFeatureSpec(o.features) : undefined,
     faults: (o.faults ?? []).map((f) => faultByName(f)),
     timeoutTestMs: o.timeoutTestMs ?? DEFAULT_TEST_TIMEOUT_MS,
-    timeoutBootMs: o.timeoutBootMs ?? DEFAULT_BOOT_TIMEOUT_MS,
+    timeoutBootMs: o.timeoutBootMs ?? (o.kernel ? USER_KERNEL_BOOT_TIMEOUT_MS : DEFAULT_BOOT_TIMEOUT_MS),
   };
 }
 
