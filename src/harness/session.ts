@@ -98,7 +98,9 @@ class Guest {
     );
     this.shell = new GuestShell(this.serial, (t) => this.handle.vm.send(t));
     if (from) await this.handle.vm.restoreState!(from);
-    await raceCrash(findShell(this.shell, Math.max(1000, boot.bootTimeoutMs - (Date.now() - t0))), this.crash);
+    // A restored shell answers at once on a quiet host; a loaded one can eat the boot budget before that.
+    const left = boot.bootTimeoutMs - (Date.now() - t0);
+    await raceCrash(findShell(this.shell, from ? Math.max(60_000, left) : Math.max(1000, left)), this.crash);
     this.bootMs = Date.now() - t0;
   }
 
