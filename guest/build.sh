@@ -11,15 +11,36 @@
 # Environment: JOBS (default 2), GUEST_BUILD_DIR (default guest/.build), GUEST_OUT_DIR
 # (default public/guest), SOURCE_DATE_EPOCH
 # (default: fixed below), SKIP_DEPS=1 (do not call scripts/install-guest-deps.sh).
+#
+# GUEST_VARIANT=modular: the same source and fragment with the virtio transport and the balloon
+# driver as loadable modules (as distributions ship them), IKCONFIG in the image, no initramfs:
+#   -> guest/.build-modular/out/{bzImage,config,modules/*.ko}
+# It is what the harness's --modules and pre-flight checks are tested against (a small copy is
+# committed as test/fixtures/modular-kernel/).
 set -euo pipefail
 
 T0=$(date +%s)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
-BUILD=${GUEST_BUILD_DIR:-$HERE/.build}
-OUT=${GUEST_OUT_DIR:-$ROOT/public/guest}
+VARIANT=${GUEST_VARIANT:-default}
 JOBS=${JOBS:-2}
 FRAG=$HERE/kernel.config
+case "$VARIANT" in
+  default)
+    BUILD=${GUEST_BUILD_DIR:-$HERE/.build}
+    OUT=${GUEST_OUT_DIR:-$ROOT/public/guest} ;;
+  modular)
+    BUILD=${GUEST_BUILD_DIR:-$HERE/.build-modular}
+    OUT=${GUEST_OUT_DIR:-$BUILD/out}
+    mkdir -p "$BUILD"
+    # virtio core, ring, PCI transport and balloon become =m (VIRTIO follows VIRTIO_PCI)
+    sed -e 's/^CONFIG_VIRTIO_PCI=y$/CONFIG_VIRTIO_PCI=m/' \
+        -e 's/^CONFIG_VIRTIO_BALLOON=y$/CONFIG_VIRTIO_BALLOON=m/' \
+        -e 's/^# CONFIG_MODULES is not set$/CONFIG_MODULES=y/' "$HERE/kernel.config" > "$BUILD/kernel.config"
+    printf '%s\n' CONFIG_MODULE_UNLOAD=y CONFIG_IKCONFIG=y CONFIG_IKCONFIG_PROC=y CONFIG_MAGIC_SYSRQ=y >> "$BUILD/kernel.config"
+    FRAG=$BUILD/kernel.config ;;
+  *) printf '[guest] ERROR: GUEST_VARIANT=%s: expected default or modular\n' "$VARIANT" >&2; exit 1 ;;
+esac
 
 # Default kernel command line written to the manifest (the page/harness may append to it).
 CMDLINE_DEFAULT="console=ttyS0 tsc=reliable mitigations=off"
@@ -105,6 +126,18 @@ done
 KREL=$(cat "$KDIR/include/config/kernel.release")
 KUTS=$(sed -n 's/^#define UTS_VERSION "\(.*\)"/\1/p' "$KDIR/include/generated/utsversion.h" 2>/dev/null || true)
 log "kernel $KREL built in ${KBUILD_SECS}s"
+
+if [ "$VARIANT" = modular ]; then
+  "${KMAKE[@]}" modules >> "$BUILD/kernel-build.log" 2>&1 || { tail -40 "$BUILD/kernel-build.log"; die "modules build failed"; }
+  rm -rf "$OUT" && mkdir -p "$OUT/modules"
+  cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage"
+  cp "$KDIR/.config" "$OUT/config"
+  (cd "$KDIR" && find . -name '*.ko' | sort) | while read -r ko; do
+    strip --strip-debug -o "$OUT/modules/$(basename "$ko")" "$KDIR/$ko"
+  done
+  log "modular kernel $KREL in $OUT: $(cd "$OUT/modules" && echo *.ko)"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- busybox (i386)
 BB_DEBDIR=$BUILD/debs

@@ -1,6 +1,5 @@
 // Unit tests of the guest test harness: TAP parser/writer, JUnit, sharding, descriptors, grouping,
 // console exec + timeouts, host steps, upload — all without booting a guest.
-import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { parseTap, writeTap, type ReportCase } from "../src/harness/tap.js";
 import { writeJUnit } from "../src/harness/junit.js";
@@ -9,12 +8,13 @@ import {
   faultByName, parseBytes, parseDescriptor, parseDuration, parseFeatureSpec, parsePages, resolveFeatures,
 } from "../src/harness/descriptor.js";
 import { groupTests } from "../src/harness/plan.js";
-import { GuestShell, SerialLines, TimeoutError, uploadFile } from "../src/harness/serial.js";
+import { TimeoutError, uploadFile } from "../src/harness/serial.js";
 import { runHostStep, StepError } from "../src/harness/host-steps.js";
 import { parseArgs } from "../src/harness/cli.js";
 import { expandTestArgs, isTestScript } from "../src/harness/files.js";
 import { conformanceFailure } from "../src/harness/session.js";
 import type { BalloonHostLike, PlannedTest } from "../src/harness/types.js";
+import { fakeGuest, withFiles } from "./support/fake-guest.js";
 
 describe("TAP parser", () => {
   it("parses plan, passes, failures, directives and diagnostics", () => {
@@ -127,7 +127,7 @@ describe("descriptors", () => {
         "#!/bin/sh", "# test: round trip", "# features: stats,reporting", "# fault: lie-about-init, padding-bits",
         "# memory: 256M", "# cmdline: init_on_free=1", "# cmdline: page_poison=1", "# timeout: 90s", "# boot: fresh",
         "# allow-diagnostic: inflate-already-inflated", "# expect-diagnostic: deflate-not-inflated", "# host: target 32M",
-        "# Note: prose is ignored", "", ". /tests/lib.sh", "# features: none  (not in the header any more)",
+        "# requires: stats, hinting", "# Note: prose is ignored", "", ". /tests/lib.sh", "# features: none  (not in the header any more)",
       ].join("\n"),
     );
     expect(d).toEqual({
@@ -141,6 +141,7 @@ describe("descriptors", () => {
       allowDiagnostics: ["inflate-already-inflated"],
       expectDiagnostics: ["deflate-not-inflated"],
       hostSteps: ["target 32M"],
+      requires: ["STATS_VQ", "FREE_PAGE_HINT"],
     });
   });
 
@@ -197,24 +198,6 @@ describe("grouping", () => {
   });
 });
 
-/** A fake guest shell: answers every typed line like busybox sh would, after `delay` ms. */
-function fakeGuest(behaviour: (cmd: string) => { out?: string[]; status?: number } | "hang", delay = 1) {
-  const serial = new SerialLines();
-  const sent: string[] = [];
-  const send = (text: string) => {
-    sent.push(text);
-    const m = /^echo (__HB\w+)""(__); (.*); echo (__HE\w+)""(_)\$\?(__)\n$/.exec(text);
-    if (!m) return;
-    const r = behaviour(m[3]);
-    if (r === "hang") return;
-    setTimeout(() => {
-      serial.push(`~ # ${m[1]}${m[2]}\r\n`);
-      for (const l of r.out ?? []) serial.push(l + "\r\n");
-      serial.push(`${m[4]}${m[5]}${r.status ?? 0}${m[6]}\r\n`);
-    }, delay);
-  };
-  return { serial, shell: new GuestShell(serial, send), sent };
-}
 
 describe("guest shell", () => {
   it("returns a command's lines and status, echo or not", async () => {
@@ -235,17 +218,7 @@ describe("guest shell", () => {
 
   it("uploads in chunks that fit a tty line and checks the SHA-256", async () => {
     const files = new Map<string, string>();
-    const g = fakeGuest((cmd) => {
-      let m: RegExpExecArray | null;
-      if ((m = /^mkdir -p \S+ && : > (\S+)$/.exec(cmd))) files.set(m[1], "");
-      else if ((m = /^printf %s '([^']*)' >> (\S+)$/.exec(cmd))) files.set(m[2], files.get(m[2]) + m[1]);
-      else if ((m = /^base64 -d (\S+) > (\S+) && .* sha256sum \S+$/.exec(cmd))) {
-        const data = Buffer.from(files.get(m[1])!, "base64");
-        files.set(m[2], data.toString("utf8"));
-        return { out: [`${createHash("sha256").update(data).digest("hex")}  ${m[2]}`] };
-      }
-      return {};
-    });
+    const g = fakeGuest(withFiles(() => ({}), files));
     const content = "#!/bin/sh\n" + "echo 'ü tab\there'\n".repeat(600);
     const r = await uploadFile(g.shell, "/tmp/harness/1.sh", content);
     expect(r.chunks).toBeGreaterThan(3);

@@ -7,6 +7,8 @@ export interface BrowserBalloonVMOptions extends VMOptions {
   balloon?: AttachOptions;
   images?: ImageUrls;
   onProgress?: LoadProgress;
+  /** Called once the balloon is plugged in, before the guest runs: to watch events from boot on. */
+  onAttached?: (balloon: AttachedBalloon) => void;
 }
 
 export interface BrowserBalloonVM extends AttachedBalloon {
@@ -22,6 +24,7 @@ export async function startBrowserBalloonVM(opts: BrowserBalloonVMOptions = {}):
     ...opts,
     onReady: async (emulator) => {
       attached = await attachBalloon(emulator, opts.balloon);
+      opts.onAttached?.(attached);
       await opts.onReady?.(emulator);
     },
   });

@@ -48,7 +48,8 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
     });
     page.on("pageerror", (e) => consoleTail.push(`[pageerror] ${e.message}`));
     await page.exposeFunction("__harnessEvent", (e: HarnessEvent) => emit(e));
-    await page.goto(base + "src/harness/browser/index.html");
+    // A cold Vite dev server on a loaded machine can take well over playwright's default 30 s.
+    await page.goto(base + "src/harness/browser/index.html", { timeout: 180_000 });
     try {
       await page.waitForFunction(() => (window as unknown as { __harness?: { ready: boolean } }).__harness?.ready === true, null, { timeout: 120_000 });
     } catch (e) {
@@ -58,7 +59,7 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
   }
 
   return {
-    async run(groups, lib, emit, traceAll) {
+    async run(groups, lib, emit, traceAll, shouldStop, extra) {
       const lanes = Math.max(1, Math.min(opts.workers, groups.length));
       const queue: TestGroup[] = groups.map((g) => ({
         ...g,
@@ -69,12 +70,12 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
           const page = await newPage(emit);
           const out: CaseResult[] = [];
           for (;;) {
-            const g = queue.shift();
+            const g = shouldStop() ? undefined : queue.shift();
             if (!g) break;
             const r = await page.evaluate(
-              ([group, libText, all]) =>
-                (window as unknown as { __harness: { runGroup(g: unknown, l: string, t: boolean): Promise<CaseResult[]> } }).__harness.runGroup(group, libText, all),
-              [g, lib, traceAll] as const,
+              ([group, libText, all, more]) =>
+                (window as unknown as { __harness: { runGroup(g: unknown, l: string, t: boolean, x: unknown): Promise<CaseResult[]> } }).__harness.runGroup(group, libText, all, more),
+              [g, lib, traceAll, extra ?? {}] as const,
             );
             out.push(...r);
           }

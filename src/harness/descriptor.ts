@@ -14,6 +14,7 @@
  *   # expect-diagnostic: deflate-not-inflated         diagnostics that MUST appear (else failure)
  *   # host: target 32M                    host step run before the script starts (repeatable)
  *   # skip: needs a bit-7 kernel          skip the test
+ *   # requires: stats,reporting           skipped (with the reason) unless these features were negotiated
  *
  * Unknown `# key: value` lines are prose and ignored. Sizes: `K`/`M`/`G` suffix = bytes, a bare number in a
  * host step = 4 KiB pages.
@@ -36,6 +37,8 @@ export interface TestDescriptor {
   expectDiagnostics: string[];
   hostSteps: string[];
   skip?: string;
+  /** Features the test needs negotiated; it is skipped (saying which and why) when one is not. */
+  requires: OptionalFeatureName[];
 }
 
 /** `exact` = offer only `on`; otherwise apply `on`/`off` to the base offer. `null` on = device default. */
@@ -48,6 +51,11 @@ export interface FeatureSpec {
 /** Spec name of a feature in any spelling the vocabulary accepts. */
 export function featureByName(name: string): OptionalFeatureName {
   return vocabularyFeature(name).spec;
+}
+
+/** The public short name of a feature (the vocabulary's), e.g. STATS_VQ -> "stats". */
+export function shortName(spec: OptionalFeatureName): string {
+  return FEATURES.find((f) => f.spec === spec)?.name ?? spec;
 }
 
 /** `"stats,reporting"` (exact), `"default"`, `"none"`, `"+reporting,-hint"` (edits), mixed lists are edits. */
@@ -131,6 +139,7 @@ export function bootVMOptions(boot: BootConfig, onSerial: (text: string) => void
     memoryMiB: boot.memoryMiB,
     bootTimeoutMs: boot.bootTimeoutMs,
     onSerial,
+    noPromptWait: true,
     ...(boot.cmdline ? { cmdline: boot.cmdline } : {}),
     ...(boot.cmdlineExtra ? { cmdlineExtra: boot.cmdlineExtra } : {}),
     balloon: { features: boot.features, faults: faultObject(boot.faults) },
@@ -176,7 +185,7 @@ function splitList(v: string): string[] {
 }
 
 export function emptyDescriptor(): TestDescriptor {
-  return { faults: [], fresh: false, allowDiagnostics: [], expectDiagnostics: [], hostSteps: [] };
+  return { faults: [], fresh: false, allowDiagnostics: [], expectDiagnostics: [], hostSteps: [], requires: [] };
 }
 
 /** Reads the header comment block of a script. Throws with the line number on a bad value. */
@@ -235,6 +244,10 @@ export function parseDescriptor(script: string, file = "<script>"): TestDescript
           break;
         case "skip":
           d.skip = value || "skipped";
+          break;
+        case "requires":
+        case "require":
+          d.requires.push(...splitList(value).map(featureByName));
           break;
         default:
           // prose such as "# Note: ..." is not a descriptor line

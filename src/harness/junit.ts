@@ -1,9 +1,10 @@
 /**
  * JUnit XML (the Jenkins/GitLab/GitHub flavour): one <testsuite> per script file, one <testcase> per guest
- * assertion (or one for the script when it printed none), host-side failures (timeouts, exit status,
+ * assertion (or one for the script when it printed none) with its own time and a name that is the same in
+ * every run (`stableName`: no host replies), host-side failures (timeouts, exit status,
  * conformance rules) as an extra "<script> (harness)" case; the serial log goes to <system-out> of failures.
  */
-import type { ReportCase } from "./tap.js";
+import { stableName, type ReportCase } from "./tap.js";
 
 export function xmlEscape(s: string): string {
   return (
@@ -41,10 +42,11 @@ export function writeJUnit(cases: ReportCase[], suiteName = "v86-balloon guest t
     const classname = xmlEscape(c.file);
     let attach = c.serial ? `      <system-out>${cdata(c.serial)}</system-out>\n` : "";
     const assertions = c.tap?.assertions ?? [];
+    // Without per-line arrival times (an old report), the script's time is spread over its assertions.
     const perAssertion = assertions.length > 0 ? c.durationMs / assertions.length : c.durationMs;
     for (const a of assertions) {
       sTests++;
-      const name = xmlEscape(`${a.n} - ${a.description}`);
+      const name = xmlEscape(`${a.n} - ${stableName(a.description)}`);
       let inner = "";
       if (a.directive === "skip") {
         sSkip++;
@@ -58,7 +60,7 @@ export function writeJUnit(cases: ReportCase[], suiteName = "v86-balloon guest t
         inner = `      <failure message="${xmlEscape(`not ok ${a.n} - ${a.description}`)}" type="assertion">${cdata(msg)}</failure>\n${attach}`;
         attach = ""; // the serial log goes with the first failure only
       }
-      body.push(`    <testcase classname="${classname}" name="${name}" time="${secs(perAssertion)}"${inner ? `>\n${inner}    </testcase>` : "/>"}`);
+      body.push(`    <testcase classname="${classname}" name="${name}" time="${secs(a.ms ?? perAssertion)}"${inner ? `>\n${inner}    </testcase>` : "/>"}`);
     }
     // Host-side verdicts that no guest assertion carries: one "(harness)" case.
     const assertionFailures = new Set(assertions.filter((a) => !a.ok && !a.directive).map((a) => `not ok ${a.n} - ${a.description}`));

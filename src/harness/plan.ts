@@ -10,6 +10,8 @@ export interface PlanDefaults {
   cmdlineExtra?: string;
   kernel?: string;
   initrd?: string;
+  /** `--modules` (then `initrd` is the image with the modules appended). */
+  modules?: string;
   imageDir?: string;
   features?: FeatureSpec;
   faults: string[];
@@ -19,6 +21,8 @@ export interface PlanDefaults {
 
 export const DEFAULT_TEST_TIMEOUT_MS = 120_000;
 export const DEFAULT_BOOT_TIMEOUT_MS = 90_000;
+/** A distribution kernel takes 14–87 s to its shell in v86 (probing hardware v86 does not have). */
+export const USER_KERNEL_BOOT_TIMEOUT_MS = 240_000;
 export const DEFAULT_MEMORY_MIB = 128;
 
 export function bootFor(d: TestDescriptor, defaults: PlanDefaults): BootConfig {
@@ -29,6 +33,7 @@ export function bootFor(d: TestDescriptor, defaults: PlanDefaults): BootConfig {
     ...(!defaults.cmdline && extra ? { cmdlineExtra: extra } : {}),
     ...(defaults.kernel ? { kernel: defaults.kernel } : {}),
     ...(defaults.initrd ? { initrd: defaults.initrd } : {}),
+    ...(defaults.modules ? { modules: defaults.modules } : {}),
     ...(defaults.imageDir ? { imageDir: defaults.imageDir } : {}),
     features: resolveFeatures(defaults.features, d.features),
     faults: [...new Set([...defaults.faults, ...d.faults])].sort(),

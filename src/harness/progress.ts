@@ -57,6 +57,9 @@ export class Progress {
         if (!e.ok) this.line(`# boot FAILED after ${(e.ms / 1000).toFixed(1)}s: ${e.group}`);
         else if (!this.tty) this.line(`# booted in ${(e.ms / 1000).toFixed(1)}s`);
         break;
+      case "restore-end":
+        if (!this.tty) this.line(`# snapshot restored in ${(e.ms / 1000).toFixed(2)}s (${(e.bytes / 1048576).toFixed(1)} MiB)`);
+        break;
       case "test-start":
         this.current.set(e.group, e.name);
         if (this.tty) this.draw();
@@ -78,6 +81,11 @@ export class Progress {
       default:
         break;
     }
+  }
+
+  /** A line of its own (pre-flight notes, ...). */
+  note(text: string): void {
+    this.line(`# ${text}`);
   }
 
   finish(): void {

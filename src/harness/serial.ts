@@ -127,6 +127,44 @@ export class GuestShell {
     });
   }
 
+  findShell(timeoutMs: number, everyMs: number): Promise<number> {
+    const t0 = Date.now();
+    const ids = new Set<string>();
+    return new Promise<number>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let interval = everyMs;
+      const off = this.serial.onLine((l) => {
+        const m = /__HE(\w+?)_\d+__$/.exec(l);
+        if (!m || !ids.has(m[1])) return;
+        done();
+        resolve(Date.now() - t0);
+      });
+      const deadline = setTimeout(() => {
+        done();
+        reject(
+          new ShellNotFound(
+            `no shell answered on the serial console within ${timeoutMs} ms (the harness typed \`echo __HB<id>__\` lines ` +
+              `and waited for one to come back; the initramfs must run a POSIX shell on ttyS0, ` +
+              `see "The initramfs contract" in src/harness/README.md)`,
+          ),
+        );
+      }, timeoutMs);
+      const done = () => {
+        off();
+        clearTimeout(timer);
+        clearTimeout(deadline);
+      };
+      const probe = () => {
+        const id = `${++this.counter}_${Math.random().toString(36).slice(2, 7)}`;
+        ids.add(id);
+        this.send(`echo __HB${id}""__; true; echo __HE${id}""_$?__\n`);
+        timer = setTimeout(probe, interval);
+        interval = Math.min(interval * 2, 8000);
+      };
+      probe();
+    });
+  }
+
   /** Like exec, but throws on a non-zero status. Returns the output lines. */
   async check(cmd: string, timeoutMs = 30000): Promise<string[]> {
     const r = await this.exec(cmd, timeoutMs);
@@ -175,4 +213,77 @@ export async function uploadFile(shell: GuestShell, path: string, content: strin
   const want = await sha256Hex(bytes);
   if (got !== want) throw new Error(`upload of ${path} corrupted: guest sha256 ${got || "(none)"}, host ${want}`);
   return { chunks, ms: Date.now() - t0 };
+}
+
+/** Kernel reports that fail a test at once (`--crash-on` replaces them). */
+export const DEFAULT_CRASH_PATTERNS = ["Kernel panic", "Oops", "BUG:", "WARNING:"];
+
+/** A kernel crash report seen on the console: the line that matched and the report around it. */
+export class KernelCrash extends Error {
+  constructor(
+    readonly line: string,
+    readonly excerpt: string,
+  ) {
+    super(`kernel crash: ${line}\n${excerpt}`);
+  }
+}
+
+/** Where a kernel report ends (the report is complete, or the kernel stopped). */
+const REPORT_END = /---\[ end (trace|Kernel panic)/;
+/** A report still in progress gets this long to finish before the excerpt is cut. */
+const REPORT_GRACE_MS = 1500;
+
+/**
+ * Watches the console for kernel crash reports (`Kernel panic`, `Oops`, `BUG:`, `WARNING:`, printed by
+ * printk at the start of a line, optionally after its timestamp). `crashed` rejects with a KernelCrash once
+ * the report has ended (or the grace time passed), with the lines before and after the first match.
+ */
+export class CrashWatch {
+  private off: () => void;
+  readonly crashed: Promise<never>;
+  /** Set as soon as a crash line appears (before the excerpt is complete). */
+  first: string | null = null;
+
+  constructor(serial: SerialLines, patterns: readonly string[] = DEFAULT_CRASH_PATTERNS) {
+    const escaped = patterns.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    const re = escaped.length ? new RegExp(`^(\\[\\s*\\d+\\.\\d+\\]\\s*)?(${escaped.join("|")})`) : null;
+    let fail: (e: KernelCrash) => void = () => {};
+    this.crashed = new Promise<never>((_, reject) => (fail = reject));
+    this.crashed.catch(() => {}); // observed by whoever races it; never an unhandled rejection
+    let report: string[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      this.off();
+      fail(new KernelCrash(this.first!, report.join("\n")));
+    };
+    this.off = serial.onLine((line) => {
+      if (this.first === null) {
+        if (!re || !re.test(line)) return;
+        this.first = line.replace(/^\[\s*\d+\.\d+\]\s*/, "");
+        report = serial.lastLines(12).split("\n");
+        timer = setTimeout(finish, REPORT_GRACE_MS);
+        return;
+      }
+      report.push(line);
+      if (REPORT_END.test(line) || report.length > 120) finish();
+    });
+  }
+
+  stop(): void {
+    this.off();
+  }
+}
+
+/** Thrown when the guest never answered: names what the harness waited for. */
+export class ShellNotFound extends Error {}
+
+/**
+ * Finds the guest's shell without knowing its prompt: types a marker command, then again every `everyMs`
+ * (doubling up to 8 s, so a slow guest's tty is not flooded), and resolves when any of them comes back:
+ * on a loaded host a probe's answer may well arrive after the next probe was typed. Late answers of the
+ * other probes are ignored later (each exec waits for its own markers).
+ */
+export function findShell(shell: GuestShell, timeoutMs: number, everyMs = 1000): Promise<number> {
+  return shell.findShell(timeoutMs, everyMs);
 }

@@ -5,11 +5,11 @@
  * Platform-neutral: the Node runner, the worker processes and the browser page all call `runGroup`.
  */
 import { CONFORMANCE } from "../balloon/diagnostics.js";
-import { describeOffer } from "./descriptor.js";
+import { describeOffer, shortName } from "./descriptor.js";
 import { runHostStep, StepError, waitActual, type StepContext } from "./host-steps.js";
-import { GuestShell, SerialLines, TimeoutError, uploadFile } from "./serial.js";
+import { CrashWatch, findShell, GuestShell, KernelCrash, SerialLines, TimeoutError, uploadFile } from "./serial.js";
 import { parseTap } from "./tap.js";
-import type { BootConfig, CaseResult, GuestHandle, HarnessEvent, Launcher, PlannedTest, TestGroup, TraceEntry } from "./types.js";
+import type { BalloonHostLike, BootConfig, CaseResult, GuestHandle, HarnessEvent, Launcher, PlannedTest, TestGroup, TraceEntry } from "./types.js";
 
 export interface GroupOptions {
   launcher: Launcher;
@@ -20,6 +20,20 @@ export interface GroupOptions {
   traceAll?: boolean;
   /** Serial lines attached to a failure (default 80). */
   serialLines?: number;
+  /** Console lines that fail a test at once (default DEFAULT_CRASH_PATTERNS; [] = off). */
+  crashPatterns?: readonly string[];
+  /** Stop with one diagnosis when no driver is bound to virtio device 5 after boot (default true). */
+  driverCheck?: boolean;
+  /** Fail on PROBE_QUIRKS at boot too (`--strict`). */
+  strict?: boolean;
+  /** Diagnostic kinds that fail no test in this run (`--allow-diagnostic`). */
+  allowDiagnostics?: readonly string[];
+  /** Restore a post-boot snapshot before each further test of a group instead of reusing the guest (default true). */
+  snapshots?: boolean;
+  /** Post-boot snapshots kept across runs (Node: on disk), looked up by `group.cacheKey`. */
+  cache?: SnapshotCache;
+  /** Polled between tests: true once another group stopped the run. */
+  shouldStop?: () => boolean;
 }
 
 const BALLOON_EVENTS = ["target", "actual", "inflate", "deflate", "report", "hint", "stats", "features", "reset", "diagnostic", "fault"];
@@ -43,6 +57,7 @@ export function bootKey(b: BootConfig): string {
   if (b.cmdlineExtra) parts.push(`+${b.cmdlineExtra}`);
   if (b.kernel) parts.push(`kernel=${b.kernel}`);
   if (b.initrd) parts.push(`initrd=${b.initrd}`);
+  if (b.modules) parts.push(`modules=${b.modules}`);
   return parts.join(" ");
 }
 
@@ -58,31 +73,47 @@ class Guest {
   serial = new SerialLines();
   shell!: GuestShell;
   handle!: GuestHandle;
+  crash!: CrashWatch;
   dead = false;
   bootMs = 0;
+  /** State right after boot + prepare + driver check (groups of more than one test). */
+  snapshot: ArrayBuffer | null = null;
+  /** The guest has run a test since the snapshot (or boot). */
+  used = false;
   /** Diagnostics and trace entries go to whoever is listening (the running test). */
   diagSink: ((d: Diag) => void) | null = null;
   traceSink: ((event: string, e: Record<string, unknown>) => void) | null = null;
-  /** Diagnostics that came outside a test (boot, cleanup): charged to the next test. */
+  /** Diagnostics that came outside a test (negotiation at boot, cleanup): charged to the next test. */
   orphanDiags: Diag[] = [];
 
-  async boot(launcher: Launcher, boot: BootConfig): Promise<void> {
+  /** Boots; with `from`, restores that post-boot state over the just-started machine instead of booting. */
+  async boot(launcher: Launcher, boot: BootConfig, crashPatterns?: readonly string[], from?: ArrayBuffer): Promise<void> {
     const t0 = Date.now();
-    this.handle = await launcher(boot, (t) => this.serial.push(t));
-    this.bootMs = Date.now() - t0;
+    this.crash = new CrashWatch(this.serial, crashPatterns);
+    // Device events from the moment the balloon is plugged in: a driver that breaks a rule while it
+    // negotiates fails the first test, not nobody.
+    this.handle = await raceCrash(
+      launcher(boot, (t) => this.serial.push(t), (b) => this.subscribe(b)),
+      this.crash,
+    );
     this.shell = new GuestShell(this.serial, (t) => this.handle.vm.send(t));
-    const b = this.handle.balloon;
-    if (b) {
-      for (const name of BALLOON_EVENTS) {
-        b.on(name, (e: Record<string, unknown>) => {
-          if (name === "diagnostic") {
-            const d = e as unknown as Diag;
-            if (this.diagSink) this.diagSink(d);
-            else this.orphanDiags.push(d);
-          }
-          this.traceSink?.(name, e);
-        });
-      }
+    if (from) await this.handle.vm.restoreState!(from);
+    // A restored shell answers at once on a quiet host; a loaded one can eat the boot budget before that.
+    const left = boot.bootTimeoutMs - (Date.now() - t0);
+    await raceCrash(findShell(this.shell, from ? Math.max(60_000, left) : Math.max(1000, left)), this.crash);
+    this.bootMs = Date.now() - t0;
+  }
+
+  private subscribe(b: BalloonHostLike): void {
+    for (const name of BALLOON_EVENTS) {
+      b.on(name, (e: Record<string, unknown>) => {
+        if (name === "diagnostic") {
+          const d = e as unknown as Diag;
+          if (this.diagSink) this.diagSink(d);
+          else this.orphanDiags.push(d);
+        }
+        this.traceSink?.(name, e);
+      });
     }
   }
 
@@ -90,16 +121,91 @@ class Guest {
     // No echo: busybox's line editor then reads plain lines (no echo, no tab completion).
     await this.shell.check("stty -echo", 20000);
     await uploadFile(this.shell, "/tests/lib.sh", libScript, "0644");
+    // Modules appended by --modules or `v86-balloon initramfs` (idempotent: /init may have loaded them).
+    const r = await this.shell.exec(`[ ! -f ${MODULE_LOADER} ] || sh ${MODULE_LOADER}`, 60000);
+    if (r.status !== 0) this.moduleErrors = r.lines.slice(-15).join("\n");
+  }
+
+  /** What `load.sh` printed when some module did not load (part of the driver diagnosis). */
+  moduleErrors = "";
+
+  /** Why the balloon cannot be tested in this guest, or null when a driver is bound to virtio device 5. */
+  async driverProblem(): Promise<GuestUnusable | null> {
+    const r = await this.shell.exec(DRIVER_PROBE, 20000);
+    const out = r.lines.join("\n");
+    if (/^bound /m.test(out)) return null;
+    const loaded = (out.match(/^modules: (.*)$/m)?.[1] ?? "").trim() || "none";
+    const tail = `\n(loaded modules: ${loaded})${this.moduleErrors ? `\n--modules did not all load:\n${this.moduleErrors}` : ""}`;
+    if (/^novirtio$/m.test(out)) {
+      return new GuestUnusable(`the guest kernel has no virtio bus: CONFIG_VIRTIO is neither built in nor loaded; build it in or pass --modules DIR with virtio.ko, virtio_ring.ko, virtio_pci.ko and virtio_balloon.ko${tail}`, true);
+    }
+    if (/^nodevice$/m.test(out)) {
+      return new GuestUnusable(`no virtio device 5 (balloon) on the guest's virtio bus: virtio_pci is not built in or not loaded (CONFIG_VIRTIO_PCI=m needs --modules), or it did not bind PCI device 1af4:1045${tail}`, true);
+    }
+    if (/^nodriver$/m.test(out)) {
+      return new GuestUnusable(`no driver bound to virtio device 5 (balloon): virtio_balloon is not built in or not loaded (CONFIG_VIRTIO_BALLOON=m needs --modules DIR)${tail}`, true);
+    }
+    return new GuestUnusable(`virtio_balloon is registered but not bound to virtio device 5: its probe failed (see the serial log)${tail}\n${this.serial.lastLines(25)}`, false);
   }
 
   async destroy(): Promise<void> {
     this.dead = true;
+    this.crash?.stop();
     try {
       await this.handle?.vm.destroy();
     } catch {
       // already gone
     }
   }
+}
+
+/**
+ * Violations the stock Linux driver commits while it probes: virtballoon_probe primes and kicks the stats
+ * queue in init_vqs(), before DRIVER_OK (virtio 1.2 §3.1.1). Seen at boot they are noted on the first test,
+ * not failed (`strict` fails them); the same kind during a test always fails.
+ */
+export const PROBE_QUIRKS = new Set(["notify-before-driver-ok"]);
+
+/** Where `--modules` puts the loader in the guest (written by modules.ts). */
+export const MODULE_LOADER = "/lib/modules/v86-balloon/load.sh";
+
+/** One line per finding: "bound DRIVER", "nodriver" (device without driver, no virtio_balloon), "unbound", ... */
+const DRIVER_PROBE =
+  'if [ ! -d /sys/bus/virtio/devices ]; then echo novirtio; else s=nodevice; for d in /sys/bus/virtio/devices/*; do ' +
+  '[ "$(cat $d/device 2>/dev/null)" = 0x0005 ] || continue; if [ -e $d/driver ]; then s="bound $(ls -l $d/driver | sed "s,.*/,,")"; ' +
+  'elif [ -d /sys/bus/virtio/drivers/virtio_balloon ]; then s=unbound; else s=nodriver; fi; done; echo "$s"; fi; ' +
+  'echo "modules: $(cut -d" " -f1 /proc/modules 2>/dev/null | tr "\\n" " ")"';
+
+/** The guest cannot run balloon tests: the run stops once with this. `untestable`: the kernel, not a test, is at fault. */
+/** A post-boot state and the device diagnostics its boot produced (replayed to the first test). */
+export interface CachedBoot {
+  state: ArrayBuffer;
+  diagnostics: Diag[];
+}
+
+export interface SnapshotCache {
+  get(key: string): Promise<CachedBoot | null>;
+  put(key: string, boot: CachedBoot): Promise<void>;
+}
+
+export class GuestUnusable extends Error {
+  constructor(
+    message: string,
+    readonly untestable: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Puts the guest back to its post-boot state and waits for its shell to answer. */
+async function restoreSnapshot(g: Guest): Promise<void> {
+  await g.handle.vm.restoreState!(g.snapshot!);
+  // The restored shell sits at its prompt waiting for a line: one marker round trip proves it runs.
+  await raceCrash(findShell(g.shell, 30_000), g.crash);
+}
+
+function raceCrash<T>(p: Promise<T>, crash: CrashWatch): Promise<T> {
+  return Promise.race([p, crash.crashed]);
 }
 
 /** The harness's own command markers, left out of the serial log attached to failures. */
@@ -115,24 +221,61 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
   const serialN = opts.serialLines ?? 80;
   emit({ type: "group-start", group: group.key, tests: group.tests.length });
   let guest: Guest | null = null;
-  let bootError: string | null = null;
+  /** How the guest ensureGuest last returned was started. */
+  let started: "boot" | "restore" = "boot";
+  /** Set when the guest cannot run tests at all: the group (and the run) stops with it. */
+  let stop: { message: string; untestable: boolean } | null = null;
 
   const ensureGuest = async (): Promise<Guest | null> => {
     if (guest && !guest.dead) return guest;
-    if (bootError) return null;
+    const g = new Guest();
+    const t0 = Date.now();
+    const key = opts.snapshots !== false && opts.cache && !group.fresh ? group.cacheKey : undefined;
+    const cached = key ? await opts.cache!.get(key).catch(() => null) : null;
+    if (cached) {
+      try {
+        // Same images, config and lib.sh as a run that booted, checked the driver and saved this state.
+        await g.boot(opts.launcher, group.boot, opts.crashPatterns, cached.state);
+        g.orphanDiags = [...cached.diagnostics];
+        g.snapshot = cached.state;
+        emit({ type: "restore-end", group: group.key, ms: Date.now() - t0, bytes: cached.state.byteLength });
+        started = "restore";
+        guest = g;
+        return g;
+      } catch {
+        await g.destroy(); // a state that does not come back: boot as if there were none
+        return ensureFresh();
+      }
+    }
+    return ensureFresh();
+  };
+
+  const ensureFresh = async (): Promise<Guest | null> => {
     emit({ type: "boot-start", group: group.key });
     const g = new Guest();
     const t0 = Date.now();
     try {
-      await g.boot(opts.launcher, group.boot);
+      await g.boot(opts.launcher, group.boot, opts.crashPatterns);
       await g.prepare(opts.libScript);
+      if (opts.driverCheck !== false) {
+        const problem = await g.driverProblem();
+        if (problem) throw problem;
+      }
       emit({ type: "boot-end", group: group.key, ms: Date.now() - t0, ok: true });
+      const key = opts.cache && !group.fresh ? group.cacheKey : undefined;
+      if (opts.snapshots !== false && !group.fresh && (group.tests.length > 1 || key) && g.handle.vm.saveState && g.handle.vm.restoreState) {
+        g.snapshot = await g.handle.vm.saveState();
+        if (key) await opts.cache!.put(key, { state: g.snapshot, diagnostics: [...g.orphanDiags] }).catch(() => {});
+      }
+      started = "boot";
       guest = g;
       return g;
     } catch (e) {
       emit({ type: "boot-end", group: group.key, ms: Date.now() - t0, ok: false });
       const msg = (e as Error).message;
-      bootError = `boot failed (${bootKey(group.boot)}): ${msg.includes("last serial lines") ? msg : `${msg}\nlast serial lines:\n${g.serial.lastLines(40)}`}`;
+      if (e instanceof GuestUnusable) stop = { message: msg, untestable: e.untestable };
+      else if (e instanceof KernelCrash) stop = { message: `kernel crashed before the shell answered (${bootKey(group.boot)}): ${msg}`, untestable: true };
+      else stop = { message: `boot failed (${bootKey(group.boot)}): ${msg.includes("last serial lines") ? msg : `${msg}\nlast serial lines:\n${g.serial.lastLines(40)}`}`, untestable: true };
       await g.destroy();
       return null;
     }
@@ -140,6 +283,7 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
 
   let uploadSeq = 0;
   for (const test of group.tests) {
+    if (opts.shouldStop?.()) break;
     emit({ type: "test-start", group: group.key, test: test.id, name: test.name });
     const t0 = Date.now();
     const base: CaseResult = { id: test.id, name: test.name, file: test.id, ok: false, durationMs: 0, failures: [], group: group.key };
@@ -149,15 +293,33 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
       emit({ type: "test-end", group: group.key, result: r });
       continue;
     }
-    const g = await ensureGuest();
+    const reused = !!guest && !(guest as Guest).dead;
+    let g = await ensureGuest();
+    let start: CaseResult["start"] = reused ? "reuse" : started;
+    if (g && reused && g.snapshot && g.used) {
+      try {
+        const r0 = Date.now();
+        await restoreSnapshot(g);
+        emit({ type: "restore-end", group: group.key, ms: Date.now() - r0, bytes: g.snapshot.byteLength });
+        start = "restore";
+        g.used = false;
+      } catch {
+        // A snapshot that does not come back is the harness's problem, not the test's: boot again.
+        await g.destroy();
+        g = await ensureGuest();
+        start = "boot";
+      }
+    }
     if (!g) {
-      const r = { ...base, failures: [bootError ?? "boot failed"], durationMs: Date.now() - t0 };
+      const s = stop!;
+      const r: CaseResult = { ...base, failures: [s.message], durationMs: Date.now() - t0, stopRun: s.message, untestable: s.untestable };
       results.push(r);
       emit({ type: "test-end", group: group.key, result: r });
-      continue;
+      break;
     }
     const r = await runOne(g, test, ++uploadSeq, opts, group);
     r.bootMs = g.bootMs;
+    r.start = start;
     r.durationMs = Date.now() - t0;
     if (!r.ok) r.serial = r.serial ?? g.serial.lastLines(serialN);
     results.push(r);
@@ -168,9 +330,28 @@ export async function runGroup(group: TestGroup, opts: GroupOptions): Promise<Ca
   return results;
 }
 
+/** Short names of the features a test needs that this guest did not negotiate, with the reason. */
+function missingFeatures(test: PlannedTest, b: BalloonHostLike | null): string | null {
+  const need = test.descriptor.requires;
+  if (!need.length) return null;
+  const view = b?.features;
+  const negotiated = new Set(view?.negotiatedNames ?? []);
+  const offered = new Set(view?.offeredNames ?? []);
+  const missing = need.filter((f) => !negotiated.has(f));
+  if (!missing.length) return null;
+  const why = missing.map((f) => `${shortName(f)} (${offered.has(f) ? "offered, the driver did not accept it" : "not offered"})`);
+  return `needs ${why.join(", ")}`;
+}
+
 async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptions, group: TestGroup): Promise<CaseResult> {
+  const unmet = missingFeatures(test, g.handle.balloon);
+  if (unmet) {
+    return { id: test.id, name: test.name, file: test.id, ok: true, skipped: unmet, durationMs: 0, failures: [], group: group.key };
+  }
+  g.used = true;
   const failures: string[] = [];
   const diags: Diag[] = [...g.orphanDiags];
+  const fromBoot = new Set(g.orphanDiags);
   g.orphanDiags = [];
   const entries: TraceEntry[] = [];
   const tStart = Date.now();
@@ -193,12 +374,15 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     diagnostics: () => diags.map((d) => ({ kind: d.kind, severity: d.severity })),
   };
   let output: string[] = [];
+  /** When each output line arrived: every assertion gets its own time in the reports. */
+  const lineTimes: number[] = [];
+  let scriptStart = tStart;
   let status: number | null = null;
   try {
     let path = test.guestPath;
     if (test.content !== undefined) {
       path = `/tmp/harness/${seq}.sh`;
-      await uploadFile(g.shell, path, test.content);
+      await raceCrash(uploadFile(g.shell, path, test.content), g.crash);
     }
     for (const step of test.descriptor.hostSteps) {
       try {
@@ -211,6 +395,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
       // Host steps asked for by the script, answered one at a time in order.
       let queue = Promise.resolve();
       const onLine = (line: string) => {
+        lineTimes.push(Date.now());
         const m = /@@HOST (.*)$/.exec(line);
         if (!m) return;
         const step = m[1];
@@ -225,14 +410,19 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
         });
       };
       g.serial.startCapture();
+      scriptStart = Date.now();
       const env = `HARNESS=1 TEST_FEATURES='${describeOffer(group.boot.features)}' TEST_FAULTS='${group.boot.faults.join(",")}'`;
-      const res = await g.shell.exec(`cd /root && ${env} sh ${path}`, test.timeoutMs, onLine);
+      const res = await raceCrash(g.shell.exec(`cd /root && ${env} sh ${path}`, test.timeoutMs, onLine), g.crash);
       await queue;
       output = res.lines;
       status = res.status;
     }
   } catch (e) {
-    if (e instanceof TimeoutError) {
+    if (e instanceof KernelCrash) {
+      // The report is the verdict; the guest is not reused (the next test boots a fresh one).
+      failures.push(e.message);
+      await g.destroy();
+    } else if (e instanceof TimeoutError) {
       failures.push(`test timed out after ${test.timeoutMs} ms; last serial lines:\n${e.lastLines}`);
       // Try to get the shell back (Ctrl-C); otherwise the next test boots a fresh guest.
       g.handle.vm.send("\x03");
@@ -250,7 +440,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
   }
   const captured = g.serial.stopCapture();
 
-  const tap = status === null && !output.length ? undefined : parseTap(output.join("\n"));
+  const tap = status === null && !output.length ? undefined : parseTap(output.join("\n"), lineTimes.length === output.length ? lineTimes : undefined, scriptStart);
   if (tap) {
     for (const a of tap.assertions) if (!a.ok && !a.directive) failures.push(`not ok ${a.n} - ${a.description}`);
     if (tap.bailOut) failures.push(`Bail out! ${tap.bailOut}`);
@@ -281,9 +471,13 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
   g.traceSink = null;
 
   // Conformance: every violation fails the test unless the descriptor allows that kind.
-  const allowed = new Set([...test.descriptor.allowDiagnostics, ...test.descriptor.expectDiagnostics]);
+  const allowed = new Set([...test.descriptor.allowDiagnostics, ...test.descriptor.expectDiagnostics, ...(opts.allowDiagnostics ?? [])]);
+  const notes: string[] = [];
   for (const d of diags) {
-    if (d.severity === "violation" && !allowed.has(d.kind)) failures.push(conformanceFailure(d));
+    if (d.severity !== "violation" || allowed.has(d.kind)) continue;
+    // A known quirk of the stock driver's probe is reported, not failed, unless --strict.
+    if (fromBoot.has(d) && !opts.strict && PROBE_QUIRKS.has(d.kind)) notes.push(`at boot (known driver quirk, --strict fails it): ${conformanceFailure(d)}`);
+    else failures.push(conformanceFailure(d));
   }
   for (const k of test.descriptor.expectDiagnostics) {
     if (!diags.some((d) => d.kind === k)) failures.push(`expected device diagnostic [${k}] was not emitted`);
@@ -300,6 +494,7 @@ async function runOne(g: Guest, test: PlannedTest, seq: number, opts: GroupOptio
     tap,
     failures,
     group: group.key,
+    ...(notes.length ? { notes } : {}),
   };
   if (!ok) {
     const lines = (captured.length ? captured : g.serial.lastLines(opts.serialLines ?? 80).split("\n")).filter((l) => !MARKER.test(l));

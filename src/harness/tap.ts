@@ -2,7 +2,7 @@
  * TAP (Test Anything Protocol, version 12/13 subset) as the guest speaks it, parsed on the host, and
  * written back out as one TAP stream for the whole run.
  *
- * Understood: `1..N` plans (before or after the tests, `1..0 # SKIP why`), `ok N - desc`, `not ok N - desc`
+ * Understood: `1..N` plans (before or after the tests, `1..0 # SKIP why`, also right after a `1..N`), `ok N - desc`, `not ok N - desc`
  * (number and dash optional), `# SKIP` / `# TODO` directives, `# diagnostic` lines (attached to the test
  * above them, or to the script when no test came yet), `Bail out! reason`. Everything else (kernel printk,
  * program chatter) is kept as "other" output but does not affect the verdict.
@@ -20,6 +20,8 @@ export interface TapAssertion {
   reason: string;
   /** `# ...` lines that followed it. */
   diag: string[];
+  /** Wall time from the previous assertion (or the script's start) to this one, when line times were given. */
+  ms?: number;
 }
 
 export interface TapResult {
@@ -45,18 +47,29 @@ const PLAN = /^1\.\.(\d+)\s*(?:#\s*(.*))?$/;
 const ASSERT = /^(not )?ok\b\s*(\d+)?\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(.*))?$/;
 const DIRECTIVE = /^(skip|todo)\S*\s*(.*)$/i;
 
-export function parseTap(text: string): TapResult {
+/**
+ * Parses a script's output. `times[i]` (optional) is when line i arrived, `start` when the script started:
+ * each assertion then gets its own duration (`ms`).
+ */
+export function parseTap(text: string, times?: number[], start?: number): TapResult {
   const lines = text.replace(/\r/g, "").split("\n");
+  let prevAt = start ?? times?.[0] ?? 0;
   const r: TapResult = {
     plan: null, skipAll: null, assertions: [], bailOut: null, leadingDiag: [], problems: [],
     ok: true, passed: 0, failed: 0, skipped: 0, todo: 0,
   };
-  for (const raw of lines) {
+  for (const [idx, raw] of lines.entries()) {
     const line = raw.replace(/\s+$/, "");
     const trimmed = line.trimStart();
     if (!trimmed) continue;
     let m: RegExpExecArray | null;
     if ((m = PLAN.exec(trimmed))) {
+      if (r.plan !== null && Number(m[1]) === 0 && !r.assertions.length) {
+        // `plan N` then `skip_all`: the script decided to skip before its first assertion.
+        r.plan = 0;
+        r.skipAll = (m[2] ?? "").replace(/^skip\S*\s*/i, "") || "skipped";
+        continue;
+      }
       if (r.plan !== null) {
         r.problems.push(`more than one plan (1..${r.plan} and 1..${m[1]})`);
         continue;
@@ -85,7 +98,12 @@ export function parseTap(text: string): TapResult {
         }
       }
       if (n !== r.assertions.length + 1) r.problems.push(`test number ${n} out of sequence (expected ${r.assertions.length + 1})`);
-      r.assertions.push({ n, ok: !m[1], description, directive, reason, diag: [] });
+      const a: TapAssertion = { n, ok: !m[1], description, directive, reason, diag: [] };
+      if (times?.[idx] !== undefined) {
+        a.ms = Math.max(0, times[idx] - prevAt);
+        prevAt = times[idx];
+      }
+      r.assertions.push(a);
       continue;
     }
     if (trimmed.startsWith("#")) {
@@ -129,6 +147,18 @@ export interface ReportCase {
   traceFile?: string;
   /** Boot group (worker/config) it ran in. */
   group?: string;
+  /** The run stopped at this case (no driver, boot failure): the report ends with `Bail out!`. */
+  stopRun?: string;
+  /** Findings that did not fail it (e.g. a known driver quirk at boot): `#` lines in TAP/KTAP. */
+  notes?: string[];
+}
+
+/**
+ * A case name that does not change between runs: the host's replies and measured values that tests put in
+ * `[...]` (and `(x=...)`) are left out. The full text stays in the TAP output.
+ */
+export function stableName(description: string): string {
+  return description.replace(/\s*\[[^\]]*\]/g, "").replace(/\s*\([^()]*=[^()]*\)/g, "").trim();
 }
 
 function tapEscape(s: string): string {
@@ -159,6 +189,7 @@ export function writeTap(cases: ReportCase[]): string {
       out.push(`    1..${c.tap.plan ?? c.tap.assertions.length}`);
     }
     const dir = c.skipped ? ` # SKIP ${tapEscape(c.skipped)}` : "";
+    for (const n of c.notes ?? []) out.push(`# ${n}`);
     out.push(`${c.ok ? "ok" : "not ok"} ${i + 1} - ${tapEscape(c.name)}${dir}`);
     if (!c.ok) {
       out.push("  ---");
@@ -172,5 +203,37 @@ export function writeTap(cases: ReportCase[]): string {
       out.push("  ...");
     }
   });
+  const stop = cases.find((c) => c.stopRun);
+  if (stop) out.push(`Bail out! ${stop.stopRun!.split("\n")[0]}`);
+  return out.join("\n") + "\n";
+}
+
+/**
+ * The run as KTAP version 1 (what kselftest and KUnit print): one top-level test per script, its guest
+ * assertions as a nested KTAP document, failures and the serial log as `#` diagnostic lines before the result.
+ */
+export function writeKtap(cases: ReportCase[]): string {
+  const out = ["KTAP version 1", `1..${cases.length}`];
+  const dirOf = (d: string | null, reason: string) => (d ? ` # ${d.toUpperCase()}${reason ? ` ${tapEscape(reason)}` : ""}` : "");
+  cases.forEach((c, i) => {
+    if (c.tap && (c.tap.assertions.length || c.tap.plan !== null)) {
+      out.push("    KTAP version 1", `    # Subtest: ${tapEscape(c.name)}`, `    1..${c.tap.plan ?? c.tap.assertions.length}`);
+      for (const d of c.tap.leadingDiag) out.push(`    # ${d}`);
+      for (const a of c.tap.assertions) {
+        for (const d of a.diag) out.push(`    # ${d}`);
+        out.push(`    ${a.ok ? "ok" : "not ok"} ${a.n} ${tapEscape(a.description)}${dirOf(a.directive, a.reason)}`);
+      }
+    }
+    if (!c.ok) {
+      out.push(`# ${c.name}: ${c.file}, ${Math.round(c.durationMs)} ms${c.group ? `, boot ${c.group}` : ""}`);
+      for (const f of c.failures) for (const l of f.split("\n")) out.push(`# ${l}`);
+      if (c.traceFile) out.push(`# trace: ${c.traceFile}`);
+      if (c.serial) for (const l of c.serial.split("\n")) out.push(`# serial: ${l}`);
+    }
+    for (const n of c.notes ?? []) out.push(`# ${n}`);
+    out.push(`${c.ok ? "ok" : "not ok"} ${i + 1} ${tapEscape(c.name)}${c.skipped ? dirOf("skip", c.skipped) : ""}`);
+  });
+  const stop = cases.find((c) => c.stopRun);
+  if (stop) out.push(`Bail out! ${stop.stopRun!.split("\n")[0]}`);
   return out.join("\n") + "\n";
 }

@@ -15,6 +15,8 @@ export interface BootConfig {
   initrd?: string;
   /** Directory / URL base of the guest images (default: the committed ones). */
   imageDir?: string;
+  /** The `--modules` argument: `initrd` is then the image with the module cpio appended (modules.ts). */
+  modules?: string;
   features: FeatureOffer;
   /** Faults switched on, as `faultByName` spells them: `BalloonFaults` keys, `key=value` for valued ones. */
   faults: string[];
@@ -41,6 +43,8 @@ export interface TestGroup {
   tests: PlannedTest[];
   /** A test that asked for `boot: fresh` gets a group of its own. */
   fresh: boolean;
+  /** Identifies the exact post-boot state (images, config, lib.sh, versions) in a snapshot cache. */
+  cacheKey?: string;
 }
 
 /** One recorded balloon transaction or host step. */
@@ -63,6 +67,8 @@ export type HarnessEvent =
   | { type: "group-start"; group: string; tests: number }
   | { type: "boot-start"; group: string }
   | { type: "boot-end"; group: string; ms: number; ok: boolean }
+  /** The group's post-boot snapshot was restored for the next test (`ms`: restore + shell answering). */
+  | { type: "restore-end"; group: string; ms: number; bytes: number }
   | { type: "test-start"; group: string; test: string; name: string }
   | { type: "test-end"; group: string; result: CaseResult }
   | { type: "group-end"; group: string };
@@ -70,8 +76,12 @@ export type HarnessEvent =
 /** A finished test: what the reports need, plus its trace when it failed (or all traces were asked for). */
 export interface CaseResult extends ReportCase {
   id: string;
+  /** With `stopRun` (the guest could not run tests at all): the kernel was at fault rather than a test (exit 125 under --bisect). */
+  untestable?: boolean;
   trace?: TestTrace;
   bootMs?: number;
+  /** How the test's guest started: a boot, the group's snapshot, or the previous test's guest. */
+  start?: "boot" | "restore" | "reuse";
 }
 
 /**
@@ -89,12 +99,17 @@ export interface BalloonHostLike {
   counters?(): unknown;
   startHinting?(): unknown;
   stopHinting?(): unknown;
+  /** Offered and negotiated features, as `describeFeatures` names them (STATS_VQ, ...). */
+  readonly features?: { offeredNames: string[]; negotiatedNames: string[] };
 }
 
 /** The slice of `VM` the harness needs (serial out comes through the launcher's `onSerial`). */
 export interface VMLike {
   send(text: string): void;
   destroy(): Promise<void>;
+  /** v86 snapshots: a group boots once and restores this state before each further test. */
+  saveState?(): Promise<ArrayBuffer>;
+  restoreState?(state: ArrayBuffer): Promise<void>;
 }
 
 export interface GuestHandle {
@@ -102,5 +117,8 @@ export interface GuestHandle {
   balloon: BalloonHostLike | null;
 }
 
-/** Boots a guest for a config; `onSerial` receives every serial character/chunk. */
-export type Launcher = (boot: BootConfig, onSerial: (text: string) => void) => Promise<GuestHandle>;
+/**
+ * Starts a guest for a config and resolves once it runs (the session finds the shell itself);
+ * `onSerial` receives every serial character/chunk, `onBalloon` the balloon as soon as it is plugged in.
+ */
+export type Launcher = (boot: BootConfig, onSerial: (text: string) => void, onBalloon: (b: BalloonHostLike) => void) => Promise<GuestHandle>;

@@ -7,7 +7,8 @@
 # 5 ms apart, num_pages alternating between the previous and the new target and ending on the new one.
 # A correct driver re-reads num_pages on each change and settles on the last value.
 . /tests/lib.sh
-plan 4
+plan 5
+require_balloon
 host inflate 48M 120s
 check "host: balloon reaches 48 MiB through the storm [$HOST_REPLY]" test "$?" = 0
 host inflate 16M 120s

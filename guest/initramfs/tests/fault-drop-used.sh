@@ -8,7 +8,8 @@
 # tell_host() for that buffer with no timeout, so the balloon stops where it is; what a driver must
 # keep is a working guest (the wait is in a workqueue, not in anything the user runs).
 . /tests/lib.sh
-plan 4
+plan 5
+require_balloon
 host target 16M
 check "host: target 16 MiB set [$HOST_REPLY]" test "$?" = 0
 guest_usable_with_stalled_balloon 4096

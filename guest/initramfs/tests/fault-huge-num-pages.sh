@@ -7,7 +7,8 @@
 # case. A correct driver inflates what it can spare without starving the guest (and, with
 # DEFLATE_ON_OOM, gives pages back under pressure), and follows the host once it sets a sane target.
 . /tests/lib.sh
-plan 6
+plan 7
+require_balloon
 host sleep 10000
 check "the shell answers after ~10 s of num_pages = 0xFFFFFFFF" true
 host actual

@@ -1,5 +1,6 @@
 #!/bin/sh
 # test: fault lie-about-init: the patched driver's self-check catches a device that sets init-bitmap bits without filling
+# requires: init-on-inflate
 # fault: lie-about-init
 # cmdline: init_on_alloc=1 virtio_balloon.devinit_verify=1
 # features: -deflate-on-oom
@@ -9,7 +10,8 @@
 # device claims before trusting it (spec, Security Considerations: Data Integrity).
 . /tests/lib.sh
 has_feature 7 || skip_all "DEVICE_INIT_ON_INFLATE (bit 7) not negotiated by this kernel (needs the bit-7 driver patch)"
-plan 4
+plan 6
+require_balloon 7
 devinit-check dirty 96 > /dev/null
 check "free memory dirtied" test "$?" = 0
 host inflate 64M 60s

@@ -1,5 +1,6 @@
 #!/bin/sh
 # test: a host-started free page hinting cycle collects hints and the guest gets its memory back
+# requires: hint
 # features: -deflate-on-oom
 . /tests/lib.sh
 plan 4

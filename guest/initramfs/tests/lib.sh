@@ -2,13 +2,18 @@
 # Source it first:   . /tests/lib.sh
 # (The harness uploads the current copy before each run; the one in the image is for hand use.)
 #
-#   plan N                 print the plan (or call done_testing at the end instead)
+#   plan N                 the plan (printed with the first assertion, so skip_all may still follow it;
+#                          or call done_testing at the end instead)
 #   ok DESC / not_ok DESC  one assertion
 #   check DESC CMD ARGS..  ok if CMD succeeds
 #   is GOT WANT DESC       ok if the two strings are equal (prints both on failure)
 #   cmp_ge A B DESC        ok if integer A >= B (also cmp_le, cmp_gt, cmp_lt)
 #   skip DESC REASON       skipped assertion
-#   skip_all REASON        the whole script is skipped (prints 1..0 and exits)
+#   skip_all REASON        the whole script is skipped (1..0 # SKIP; before or after plan, exits);
+#                          after some assertions, the rest of the plan is reported as skipped
+#   require_balloon [BIT..] assertions: a driver is bound to virtio device 5 and these feature bits are
+#                          negotiated (Bail out! if not: nothing after it could fail honestly)
+#   memtotal_mib           MemTotal in MiB; size tests by it, not by one kernel's footprint
 #   diag TEXT              a "# TEXT" line
 #   bail REASON            Bail out!
 #   host STEP ARGS..       ask the host to do something (set the balloon target, wait, run cycles...);
@@ -20,14 +25,24 @@
 
 _tap_n=0
 _tap_failed=0
+_tap_plan=
+_tap_plan_out=
 
-plan() { echo "1..$1"; }
-ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
-not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+plan() { _tap_plan=$1; }
+# The plan goes out just before the first assertion: a skip_all between plan and it is still a skip_all.
+_plan_out() { [ -n "$_tap_plan" ] && [ -z "$_tap_plan_out" ] && { _tap_plan_out=1; echo "1..$_tap_plan"; }; :; }
+ok() { _plan_out; _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _plan_out; _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
 diag() { echo "# $*"; }
 bail() { echo "Bail out! $*"; exit 255; }
-skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP ${2:-}"; }
-skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+skip() { _plan_out; _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP ${2:-}"; }
+skip_all() {
+  if [ "$_tap_n" -eq 0 ]; then echo "1..0 # SKIP $*"; exit 0; fi
+  _plan_out
+  while [ "$_tap_n" -lt "${_tap_plan:-$_tap_n}" ]; do skip "not run" "$*"; done
+  [ -n "$_tap_plan" ] || echo "1..$_tap_n"
+  [ "$_tap_failed" -eq 0 ]; exit $?
+}
 
 check() {
   _d=$1; shift
@@ -48,7 +63,7 @@ cmp_gt() { _cmp -gt "$@"; }
 cmp_lt() { _cmp -lt "$@"; }
 
 done_testing() {
-  echo "1..$_tap_n"
+  [ -n "$_tap_plan_out" ] || echo "1..$_tap_n"
   [ "$_tap_failed" -eq 0 ] && exit 0
   exit 1
 }
@@ -81,6 +96,18 @@ balloon_dev() {
   return 1
 }
 balloon_features() { _bd=$(balloon_dev) && cat "$_bd/features"; }
+
+require_balloon() {
+  _bd=$(balloon_dev)
+  [ -n "$_bd" ] && [ -e "$_bd/driver" ]
+  if [ $? -ne 0 ]; then not_ok "a driver is bound to virtio device 5 (balloon)"; bail "no balloon driver bound: nothing below can fail honestly"; fi
+  ok "a driver is bound to virtio device 5 (balloon)"
+  for _b in "$@"; do
+    if has_feature "$_b"; then ok "feature bit $_b negotiated"; else not_ok "feature bit $_b negotiated"; bail "feature bit $_b not negotiated"; fi
+  done
+}
+
+memtotal_mib() { echo $(($(meminfo MemTotal) / 1024)); }
 has_feature() {
   _f=$(balloon_features) || return 1
   [ "$(echo "$_f" | cut -c$(($1 + 1)))" = 1 ]

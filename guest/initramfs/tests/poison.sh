@@ -1,5 +1,6 @@
 #!/bin/sh
 # test: with page poisoning on, PAGE_POISON is negotiated and reported pages are filled with poison_val
+# requires: poison
 # memory: 256M
 # cmdline: page_poison=1
 # features: -deflate-on-oom

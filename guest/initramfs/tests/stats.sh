@@ -1,5 +1,6 @@
 #!/bin/sh
 # test: memory statistics reach the host and agree with /proc/meminfo
+# requires: stats
 # features: -deflate-on-oom
 . /tests/lib.sh
 plan 4

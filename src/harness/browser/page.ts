@@ -5,19 +5,20 @@
  */
 import { startBrowserBalloonVM } from "../../browser/balloon-vm-browser.js";
 import { bootVMOptions } from "../descriptor.js";
-import { runGroup } from "../session.js";
+import { runGroup, type GroupOptions } from "../session.js";
 import type { CaseResult, HarnessEvent, Launcher, TestGroup } from "../types.js";
 
 declare global {
   interface Window {
-    __harness: { ready: true; runGroup(group: TestGroup, lib: string, traceAll: boolean): Promise<CaseResult[]> };
+    __harness: { ready: true; runGroup(group: TestGroup, lib: string, traceAll: boolean, extra?: Partial<GroupOptions>): Promise<CaseResult[]> };
     __harnessEvent?: (e: HarnessEvent) => void;
   }
 }
 
-const launcher: Launcher = async (boot, onSerial) => {
+const launcher: Launcher = async (boot, onSerial, onBalloon) => {
   const r = await startBrowserBalloonVM({
     ...bootVMOptions(boot, onSerial),
+    onAttached: (a) => onBalloon(a.host),
     images: {
       ...(boot.imageDir ? { base: boot.imageDir } : {}),
       ...(boot.kernel ? { kernel: boot.kernel } : {}),
@@ -31,8 +32,9 @@ const log = document.getElementById("log");
 
 window.__harness = {
   ready: true,
-  runGroup(group, lib, traceAll) {
+  runGroup(group, lib, traceAll, extra) {
     return runGroup(group, {
+      ...extra,
       launcher,
       libScript: lib,
       traceAll,
