@@ -9,12 +9,15 @@ import { loadHotPath, referenceHotPath } from "../hotpath/hotpath.js";
 import { BalloonDevice, type BalloonOptions } from "../balloon/device.js";
 import { VirtioPciTransport, type TransportState } from "../virtio/pci-transport.js";
 import { BalloonHost } from "./balloon-host.js";
+import type { FloorOption } from "./floor.js";
 
 export interface AttachOptions extends BalloonOptions {
   /** PCI slot (device number); 0x0e is free in v86's default machine. */
   pciDevice?: number;
   /** "wasm" (default): the AssemblyScript hot path; "js": its reference implementation. */
   hotPath?: "wasm" | "js";
+  /** What the balloon always leaves to the guest (host API floor): "auto" (default), "off" or bytes. */
+  floor?: FloorOption;
 }
 
 export interface AttachedBalloon {
@@ -49,5 +52,5 @@ export async function attachBalloon(emulator: V86, opts: AttachOptions = {}): Pr
       device.restoreState({ ...saved.device, inflatedBitmap }, transport.queues.slice(0, transport.numQueues));
     },
   );
-  return { host: new BalloonHost(device), device, transport, adapter };
+  return { host: new BalloonHost(device, { floor: opts.floor }), device, transport, adapter };
 }
