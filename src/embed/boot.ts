@@ -4,6 +4,7 @@
  */
 import { startBrowserBalloonVM } from "../browser/balloon-vm-browser.js";
 import type { AttachOptions } from "../host/attach.js";
+import type { FloorOption } from "../host/floor.js";
 import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
 import type { BalloonLike } from "./balloon-types.js";
@@ -15,6 +16,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** Balloon features the host offers (default: the device's defaults). */
   features?: readonly FeatureName[];
+  /** Memory the balloon always leaves to the guest (host API floor, default "auto"). */
+  floor?: FloorOption;
   images?: ImageUrls;
   cmdlineExtra?: string;
   bootTimeoutMs?: number;
@@ -51,8 +54,8 @@ export function checkWebAssembly(): void {
 }
 
 /** BalloonOptions for the device: each feature offered or not (by spec name), stats every second. */
-function balloonOptions(features: readonly FeatureName[] | undefined): AttachOptions {
-  const opts: AttachOptions = { statsIntervalSeconds: 1 };
+function balloonOptions(features: readonly FeatureName[] | undefined, floor: FloorOption | undefined): AttachOptions {
+  const opts: AttachOptions = { statsIntervalSeconds: 1, floor };
   if (features) {
     const offer: NonNullable<AttachOptions["features"]> = {};
     for (const f of FEATURES) offer[f.spec as keyof typeof offer] = features.includes(f.name);
@@ -89,7 +92,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
   };
   const { vm, balloon } = await startBrowserBalloonVM({
     memoryMiB: opts.memoryMiB,
-    balloon: balloonOptions(opts.features),
+    balloon: balloonOptions(opts.features, opts.floor),
     images: opts.images,
     cmdlineExtra: opts.cmdlineExtra,
     onSerial: opts.onSerial,

@@ -5,6 +5,7 @@ import type { BalloonLike } from "./balloon-types.js";
 import { bootGuest, LoadError, type ImageUrls } from "./boot.js";
 import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "./features.js";
 import { injectStyle, SerialTerminal } from "./terminal.js";
+import type { FloorOption } from "../host/floor.js";
 
 export interface MountOptions {
   /** Guest RAM in MiB (default 128). */
@@ -21,6 +22,8 @@ export interface MountOptions {
   autostart?: boolean;
   /** Extra kernel command line. */
   cmdlineExtra?: string;
+  /** Memory the balloon always leaves to the guest: "auto" (default), "off" or bytes (src/host/floor.ts). */
+  floor?: FloorOption;
   /** Terminal font size in px. */
   fontSize?: number;
   bootTimeoutMs?: number;
@@ -139,6 +142,7 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
       const { vm, balloon } = await bootGuest({
         memoryMiB: memory,
         features,
+        floor: options.floor,
         images: { base: defaultImageBase(), ...options.images },
         cmdlineExtra: options.cmdlineExtra,
         bootTimeoutMs: options.bootTimeoutMs,
