@@ -43,7 +43,7 @@ export function troubleOf(line: string): Trouble | null {
 export interface ConsoleStreamOptions {
   /** Text for the terminal. */
   out: (text: string) => void;
-  /** Typed into the guest. */
+  /** Typed into the guest; null until the guest can take input. */
   send: (text: string) => void;
   onLine?: (line: string) => void;
   onTrouble?: (t: Trouble) => void;
@@ -64,9 +64,16 @@ export class ConsoleStream {
   /** The displayed output ends with the prompt and nothing was typed since. */
   private idle = false;
   private wanted: [number, number] | null = null;
+  private connected = false;
   private silent: { expect: string; got: string; size: [number, number]; timer: ReturnType<typeof setTimeout> } | null = null;
 
   constructor(private readonly opts: ConsoleStreamOptions) {}
+
+  /** The guest takes input from now on (the terminal size may be sent). */
+  connect(): void {
+    this.connected = true;
+    this.trySendSize();
+  }
 
   /** The user typed something (the shell is no longer idle at an empty prompt). */
   typed(): void {
@@ -149,7 +156,7 @@ export class ConsoleStream {
   }
 
   private trySendSize(): void {
-    if (!this.wanted || this.silent || !this.idle) return;
+    if (!this.wanted || this.silent || !this.idle || !this.connected) return;
     const size = this.wanted;
     if (this.guestSize && size[0] === this.guestSize[0] && size[1] === this.guestSize[1]) {
       this.wanted = null;

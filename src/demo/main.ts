@@ -116,11 +116,15 @@ rebootBtn.addEventListener("click", () => {
   location.search = paramsFor(demo.memoryMiB, demo.features, params.floor);
 });
 
+/** The guest images' total by the manifest (the download's real total from the first byte on). */
+let imageBytes = 0;
+
 /** What a boot downloads: the images by the manifest, the emulator by its Content-Length. */
 async function statedDownload(): Promise<void> {
   try {
     const manifest = (await (await fetch(DEFAULT_IMAGE_BASE + "manifest.json")).json()) as GuestManifest;
     const images = Object.values(IMAGE_FILES).reduce((n, f) => n + (manifest.outputs[f]?.size ?? 0), 0);
+    imageBytes = images;
     const head = await fetch(v86WasmUrl, { method: "HEAD" });
     const wasm = Number(head.headers.get("content-length") ?? 0);
     demo.statedDownloadBytes = images + wasm;
@@ -144,9 +148,10 @@ async function bootOnce(memoryMiB: number, features: FeatureName[], floor: Floor
     memoryMiB,
     features,
     floor,
-    onProgress: (l, t) => {
+    onProgress: (l, announced) => {
       // Other downloads keep streaming after one failed: never cover the error panel.
       if (demo.state !== "loading" || step !== "download") return;
+      const t = Math.max(announced, imageBytes);
       setup.progress("download", `downloading the guest images: ${(l / MiB).toFixed(1)} of ${(t / MiB).toFixed(1)} MiB`, t ? l / t : null);
       if (t && l >= t) {
         step = "emulator";
@@ -170,6 +175,7 @@ async function bootOnce(memoryMiB: number, features: FeatureName[], floor: Floor
   demo.balloon = balloon;
   if (demo.state !== "trouble") setState("ready", `${memoryMiB} MiB guest · booted in ${(demo.bootMs / 1000).toFixed(1)} s`);
   stream.resize(terminal.term.rows, terminal.term.cols);
+  stream.connect();
   terminal.term.focus();
 
   createScenarios(vm, memoryMiB, () => terminal.term.focus());

@@ -1,0 +1,97 @@
+/**
+ * The demo cannot take the guest down, and says so when the guest goes down anyway:
+ *  - a target past the host floor is held below it (slider, input, buttons), the page says why, and the
+ *    guest still answers (today's main: target 256 of 256 MiB floods "Out of puff" / panics);
+ *  - an OOM kill and a kernel panic on the serial console show in the status with a Reboot action,
+ *    and Reboot boots the same machine again;
+ *  - a run of identical console lines is collapsed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { chromiumMissing, DIST, launchChromium, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { bootDemo, runInTerminal, terminalText, waitReady } from "./demo-page.js";
+
+const missing = chromiumMissing();
+if (missing) console.warn(`SKIP test/browser/demo-safety.test.ts: ${missing}`);
+
+const MiB = 256; // pages
+
+describe.skipIf(missing !== null)("demo safety in Chromium", () => {
+  let server: StaticServer;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    requireBuiltSite();
+    server = await serveStatic(DIST);
+    browser = await launchChromium();
+    // The issue's machine: 256 MiB without DEFLATE_ON_OOM.
+    page = await bootDemo(browser, server.url, "?autoboot&memory=256&features=stats,reporting");
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("a 256 MiB target on a 256 MiB guest is held at the floor, the page says why, the guest answers", async () => {
+    const trouble0 = await page.evaluate(() => window.__demo.trouble);
+    // Precondition: the floor has the guest's own numbers (a stats sample with MemAvailable).
+    await page.waitForFunction(() => window.__demo.balloon!.limit().source === "stats", undefined, { timeout: 30_000 });
+    const limit = await page.evaluate(() => window.__demo.balloon!.limit().maxPages);
+    expect(limit).toBeGreaterThan(64 * MiB);
+    expect(limit).toBeLessThan(240 * MiB);
+    // As a user would: type 256 into the number input.
+    await page.locator("#target-input").fill("256");
+    await page.locator("#target-input").press("Enter");
+    await page.locator("#target-input").blur();
+    const target = await page.evaluate(() => window.__demo.balloon!.target);
+    expect(target).toBeLessThanOrEqual(limit);
+    expect(target).toBeGreaterThan(64 * MiB);
+    await page.locator("#limit-note", { hasText: /Held at \d+ MiB, not 256: the guest can spare/ }).waitFor({ timeout: 5_000 });
+    expect(await page.locator("#target-slider").getAttribute("max")).toBe(String(Math.floor(limit / MiB)));
+    // The Inflate button cannot pass it either.
+    await page.getByRole("button", { name: /^Inflate/ }).click();
+    expect(await page.evaluate(() => window.__demo.balloon!.target)).toBeLessThanOrEqual(limit);
+    // The balloon gets there and the guest is fine.
+    await page.waitForFunction(() => window.__demo.balloon!.actual === window.__demo.balloon!.target, undefined, { timeout: 180_000, polling: 500 });
+    const out = await runInTerminal(page, "echo alive-$((20 + 22))", /alive-42/, 60_000);
+    expect(out).not.toMatch(/Out of puff|Kernel panic|Out of memory/);
+    expect(await page.evaluate(() => window.__demo.trouble)).toEqual(trouble0);
+    await page.evaluate(() => window.__demo.controls!.setTargetMiB(0));
+    await page.waitForFunction(() => window.__demo.balloon!.actual === 0, undefined, { timeout: 120_000 });
+  });
+
+  it("identical console lines are collapsed into one and a count", async () => {
+    const out = await runInTerminal(page, "yes same-line-again | head -n 60; echo done-$((1 + 1))", /done-2/);
+    expect(out.match(/^same-line-again$/gm)?.length).toBe(1);
+    expect(out).toMatch(/the line above repeated 59 more times/);
+    expect(await page.evaluate(() => window.__demo.console.collapsed)).toBeGreaterThanOrEqual(59);
+  });
+
+  it("an OOM kill in the guest shows in the status with a Reboot action", async () => {
+    expect(await page.locator("#reboot").isVisible()).toBe(false);
+    await runInTerminal(page, "memtouch 400; echo after-oom-$((1 + 1))", /after-oom-2/, 120_000);
+    expect(await terminalText(page)).toMatch(/Out of memory: Killed process \d+ \(memtouch\)/);
+    await page.locator("#status", { hasText: /ran out of memory.*Killed process \d+ \(memtouch\)/ }).waitFor({ timeout: 10_000 });
+    expect(await page.evaluate(() => window.__demo.trouble?.kind)).toBe("oom");
+    expect(await page.locator("#reboot").isVisible()).toBe(true);
+  });
+
+  it("a kernel panic shows in the status, and Reboot boots the same machine again", async () => {
+    const p = await bootDemo(browser, server.url, "?autoboot&memory=96&features=stats");
+    try {
+      // A test-only panic: the exact line Linux prints, fed to the page's console stream (the guest has no sysrq).
+      await p.evaluate(() => window.__demo.console.write("[   42.000000] Kernel panic - not syncing: System is deadlocked on memory\r\n"));
+      await p.locator("#status", { hasText: "the guest kernel panicked and is dead: Kernel panic - not syncing: System is deadlocked on memory" }).waitFor({ timeout: 5_000 });
+      expect(await p.locator("#status").getAttribute("data-state")).toBe("trouble");
+      await p.locator("#reboot").click();
+      await p.waitForURL(/memory=96.*features=stats.*autoboot/, { timeout: 30_000 });
+      await waitReady(p);
+      expect(await p.evaluate(() => [window.__demo.memoryMiB, window.__demo.features, window.__demo.trouble])).toEqual([96, ["stats"], null]);
+      expect(await p.locator("#reboot").isVisible()).toBe(false);
+    } finally {
+      await p.close();
+    }
+  });
+});
