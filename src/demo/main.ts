@@ -60,8 +60,8 @@ function setState(state: State, text: string): void {
 const params = parseParams(location.search);
 let vmRef: VM | null = null;
 const terminal = createTerminalPanel((data) => {
-  stream.typed();
   vmRef?.send(data);
+  stream.input(data);
 });
 const stream = new ConsoleStream({
   out: (text) => terminal.writeSerial(text),
@@ -170,6 +170,7 @@ async function bootOnce(memoryMiB: number, features: FeatureName[], floor: Floor
   });
   setup.progress("prompt", "prompt", 1);
   setup.hide();
+  terminal.refit(); // visible again (a phone hides it behind the setup form): its real size, now
   demo.bootMs = performance.now() - t0;
   demo.vm = vmRef = vm;
   demo.balloon = balloon;

@@ -52,7 +52,7 @@ export function createSnapshotPanel(vm: VM, balloon: BalloonLike | null, memoryM
   const gainBtn = h("button", { text: "Compare", id: "snap-gain-btn", title: "snapshot with the balloon empty, inflate, snapshot again" });
   gainBtn.disabled = !balloon;
   const status = h("span", { class: "muted", role: "status", "aria-live": "polite" });
-  const fileInput = h("input", { type: "file", id: "snap-file", accept: ".v86state,application/octet-stream", class: "sr-only", tabindex: -1 });
+  const fileInput = h("input", { type: "file", id: "snap-file", accept: ".v86state,application/octet-stream", class: "sr-only", tabindex: -1, "aria-label": "state file to restore" });
   const loadBtn = h("button", { text: "Load file…", id: "snap-load", title: "restore a state saved with Download (v86 save_state bytes, as VMOptions.initialState takes)" });
 
   const render = () =>
