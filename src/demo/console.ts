@@ -21,8 +21,9 @@ const TROUBLE: [TroubleKind, RegExp][] = [
   ["out-of-puff", /Out of puff/],
 ];
 
-/** A held partial line is shown after this long even if it might still become a repeat. */
+/** A held partial line is shown after this long even if it might still become a repeat (longer within a run). */
 const HOLD_MS = 30;
+const HOLD_IN_RUN_MS = 1000;
 /** A hidden `stty` that does not come back as expected within this long is shown after all. */
 const SILENT_MS = 3000;
 
@@ -39,8 +40,13 @@ export function lineKey(raw: string): string {
   return raw.replace(/\r/g, "").replace(ANSI, "").replace(TIMESTAMP, "");
 }
 
+/** The trouble a console line reports, with the line from the kernel's words on (a prompt may precede them). */
 export function troubleOf(line: string): Trouble | null {
-  for (const [kind, re] of TROUBLE) if (re.test(line)) return { kind, line: lineKey(line).trim() };
+  const text = lineKey(line);
+  for (const [kind, re] of TROUBLE) {
+    const m = re.exec(text);
+    if (m) return { kind, line: text.slice(m.index).trim() };
+  }
   return null;
 }
 
@@ -107,7 +113,7 @@ export class ConsoleStream {
       return;
     }
     for (const c of text) this.char(c);
-    if (this.held && !this.holdTimer) this.holdTimer = setTimeout(() => this.release(), HOLD_MS);
+    if (this.held && !this.holdTimer) this.holdTimer = setTimeout(() => this.release(), this.repeats ? HOLD_IN_RUN_MS : HOLD_MS);
     this.tail = (this.tail + text).slice(-64);
     if (this.tail.endsWith("\x1b[6n")) this.cprAt = Date.now();
     // ash follows its prompt with a cursor position query (ESC [6n).
@@ -131,7 +137,8 @@ export class ConsoleStream {
       const t = troubleOf(raw);
       if (t) this.opts.onTrouble?.(t);
       const key = lineKey(raw).trimEnd();
-      if (key && key === this.prevKey) {
+      // Empty lines and bare prompts (Enter pressed a few times) stay as they are.
+      if (key && key === this.prevKey && key !== PROMPT.trimEnd()) {
         this.repeats++;
         this.collapsed++;
         this.held = "";
@@ -150,7 +157,8 @@ export class ConsoleStream {
       this.held += c;
       return;
     }
-    if (this.held) this.endRun();
+    // The line differs: say how many were collapsed before it starts (its \r would overwrite the note).
+    this.endRun();
     this.emit(this.held + c);
     this.held = "";
   }
@@ -158,7 +166,7 @@ export class ConsoleStream {
   /** A run of repeats ended: say how many lines were not shown. */
   private endRun(): void {
     if (!this.repeats) return;
-    this.emit(`\x1b[2m  … the line above repeated ${this.repeats} more time${this.repeats > 1 ? "s" : ""}\x1b[0m\r\n`);
+    this.emit(`\x1b[2m  ... the line above repeated ${this.repeats} more time${this.repeats > 1 ? "s" : ""}\x1b[0m\r\n`);
     this.repeats = 0;
   }
 

@@ -40,6 +40,7 @@ export async function bootDemo(browser: { context: BrowserContext }, url: string
   const page = await browser.context.newPage();
   await page.goto(`${url}index.html${query}`);
   await waitReady(page);
+  await waitGuestSize(page);
   return page;
 }
 

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { chromiumMissing, DIST, launchChromium, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
-import { bootDemo, runInTerminal, terminalText, waitReady } from "./demo-page.js";
+import { bootDemo, runInTerminal, terminalText, waitForTerminal, waitReady } from "./demo-page.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/demo-safety.test.ts: ${missing}`);
@@ -38,21 +38,25 @@ describe.skipIf(missing !== null)("demo safety in Chromium", () => {
     const trouble0 = await page.evaluate(() => window.__demo.trouble);
     // Precondition: the floor has the guest's own numbers (a stats sample with MemAvailable).
     await page.waitForFunction(() => window.__demo.balloon!.limit().source === "stats", undefined, { timeout: 30_000 });
-    const limit = await page.evaluate(() => window.__demo.balloon!.limit().maxPages);
-    expect(limit).toBeGreaterThan(64 * MiB);
-    expect(limit).toBeLessThan(240 * MiB);
     // As a user would: type 256 into the number input.
     await page.locator("#target-input").fill("256");
     await page.locator("#target-input").press("Enter");
     await page.locator("#target-input").blur();
-    const target = await page.evaluate(() => window.__demo.balloon!.target);
-    expect(target).toBeLessThanOrEqual(limit);
-    expect(target).toBeGreaterThan(64 * MiB);
+    // The limit moves with each stats sample: check the one the target was held at.
+    const { target, clamp } = await page.evaluate(() => ({ target: window.__demo.balloon!.target, clamp: window.__demo.balloon!.lastClamp }));
+    expect(clamp).not.toBeNull();
+    expect(clamp!.requested).toBe(256 * MiB);
+    expect(target).toBe(clamp!.pages);
+    expect(clamp!.limit.source).toBe("stats");
+    const limit = clamp!.limit.maxPages;
+    expect(limit).toBeGreaterThan(64 * MiB);
+    expect(limit).toBeLessThan(240 * MiB);
     await page.locator("#limit-note", { hasText: /Held at \d+ MiB, not 256: the guest can spare/ }).waitFor({ timeout: 5_000 });
-    expect(await page.locator("#target-slider").getAttribute("max")).toBe(String(Math.floor(limit / MiB)));
+    expect(Number(await page.locator("#target-slider").getAttribute("max"))).toBeLessThanOrEqual(Math.floor(limit / MiB) + 4);
     // The Inflate button cannot pass it either.
     await page.getByRole("button", { name: /^Inflate/ }).click();
-    expect(await page.evaluate(() => window.__demo.balloon!.target)).toBeLessThanOrEqual(limit);
+    const after = await page.evaluate(() => [window.__demo.balloon!.target, window.__demo.balloon!.limit().maxPages]);
+    expect(after[0]).toBeLessThanOrEqual(after[1]);
     // The balloon gets there and the guest is fine.
     await page.waitForFunction(() => window.__demo.balloon!.actual === window.__demo.balloon!.target, undefined, { timeout: 180_000, polling: 500 });
     const out = await runInTerminal(page, "echo alive-$((20 + 22))", /alive-42/, 60_000);
@@ -65,14 +69,16 @@ describe.skipIf(missing !== null)("demo safety in Chromium", () => {
   it("identical console lines are collapsed into one and a count", async () => {
     const out = await runInTerminal(page, "yes same-line-again | head -n 60; echo done-$((1 + 1))", /done-2/);
     expect(out.match(/^same-line-again$/gm)?.length).toBe(1);
-    expect(out).toMatch(/the line above repeated 59 more times/);
+    expect(out).toMatch(/same-line-again\s+\.\.\. the line above repeated 59 more times\s+done-2/);
     expect(await page.evaluate(() => window.__demo.console.collapsed)).toBeGreaterThanOrEqual(59);
   });
 
   it("an OOM kill in the guest shows in the status with a Reboot action", async () => {
     expect(await page.locator("#reboot").isVisible()).toBe(false);
-    await runInTerminal(page, "memtouch 400; echo after-oom-$((1 + 1))", /after-oom-2/, 120_000);
-    expect(await terminalText(page)).toMatch(/Out of memory: Killed process \d+ \(memtouch\)/);
+    // The page's own "Trigger OOM" scenario: memtouch as much as MemTotal.
+    const before = (await terminalText(page)).length;
+    await page.locator('[data-scenario="oom"]').click();
+    await waitForTerminal(page, /Out of memory: Killed process \d+ \(memtouch\)/, before, 120_000);
     await page.locator("#status", { hasText: /ran out of memory.*Killed process \d+ \(memtouch\)/ }).waitFor({ timeout: 10_000 });
     expect(await page.evaluate(() => window.__demo.trouble?.kind)).toBe("oom");
     expect(await page.locator("#reboot").isVisible()).toBe(true);
@@ -83,7 +89,8 @@ describe.skipIf(missing !== null)("demo safety in Chromium", () => {
     try {
       // A test-only panic: the exact line Linux prints, fed to the page's console stream (the guest has no sysrq).
       await p.evaluate(() => window.__demo.console.write("[   42.000000] Kernel panic - not syncing: System is deadlocked on memory\r\n"));
-      await p.locator("#status", { hasText: "the guest kernel panicked and is dead: Kernel panic - not syncing: System is deadlocked on memory" }).waitFor({ timeout: 5_000 });
+      await p.waitForFunction(() => window.__demo.trouble !== null, undefined, { timeout: 10_000 });
+      expect(await p.locator("#status").innerText()).toBe("the guest kernel panicked and is dead: Kernel panic - not syncing: System is deadlocked on memory");
       expect(await p.locator("#status").getAttribute("data-state")).toBe("trouble");
       await p.locator("#reboot").click();
       await p.waitForURL(/memory=96.*features=stats.*autoboot/, { timeout: 30_000 });
