@@ -1,28 +1,37 @@
 /**
- * Library build of the embeddable VM (`npm run build:lib`): one ES module, dist/lib/v86-balloon.js,
- * that registers <v86-balloon-vm> and exports mount(). v86's 2 MiB wasm is not inlined: it is
- * written next to the module as dist/lib/v86.wasm and found through import.meta.url. Type
- * declarations go to dist/lib/types/ (tsc --emitDeclarationOnly, see package.json).
+ * Library build of the embeddable VM (`npm run build:lib`, run by `prepack`): one ES module,
+ * dist/lib/v86-balloon.js, that registers <v86-balloon-vm> and exports mount(), with v86.wasm written
+ * beside it. Every file the module loads by default is named by `new URL("<literal>", import.meta.url)`
+ * in the OUTPUT (written after Vite's own asset transform, so this build leaves the literals alone): a
+ * plain `<script type="module">` page resolves them against the installed package, and a consumer's
+ * bundler (Vite) copies them as assets. The guest images stay where the package keeps them
+ * (public/guest/, shared with the Node API), so the tarball carries them once.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { defineConfig, type Plugin } from "vite";
+import { IMAGE_FILES } from "./src/guest-manifest.js";
 
-const V86_WASM_URL = "v86/build/v86.wasm?url";
+const ASSETS_MODULE = resolve(import.meta.dirname, "src/browser/assets.ts");
+/** Placeholder call the plugin swaps for `new URL(...)` once the chunk is rendered. */
+const MARK = "__v86BalloonAssetUrl__";
 
-function v86WasmBesideModule(): Plugin {
-  const virtualId = "\0v86-balloon:v86-wasm-url";
+function assetsBesideModule(): Plugin {
+  const url = (rel: string) => `${MARK}(${JSON.stringify(rel)})`;
+  const images = Object.entries({ manifest: "manifest.json", ...IMAGE_FILES })
+    .map(([role, file]) => `${role}: ${url(`../../public/guest/${file}`)}`)
+    .join(", ");
   return {
-    name: "v86-balloon:v86-wasm-beside-module",
+    name: "v86-balloon:assets-beside-module",
     enforce: "pre",
-    resolveId(source) {
-      return source === V86_WASM_URL ? virtualId : null;
-    },
     load(id) {
-      // A variable (not a literal) so Vite's asset transform leaves this URL alone.
-      if (id === virtualId) return `const file = "v86.wasm";\nexport default new URL(file, import.meta.url).href;\n`;
-      return null;
+      if (id !== ASSETS_MODULE) return null;
+      return `export function bundledAssets() { return { images: { ${images} }, v86Wasm: ${url("./v86.wasm")} }; }\n`;
+    },
+    renderChunk(code) {
+      if (!code.includes(MARK)) return null;
+      return { code: code.replace(new RegExp(`${MARK}\\(("[^"]+")\\)`, "g"), "new URL($1, import.meta.url).href"), map: null };
     },
     generateBundle() {
       const path = createRequire(import.meta.url).resolve("v86/build/v86.wasm");
@@ -34,7 +43,7 @@ function v86WasmBesideModule(): Plugin {
 export default defineConfig({
   base: "./",
   publicDir: false,
-  plugins: [v86WasmBesideModule()],
+  plugins: [assetsBesideModule()],
   build: {
     outDir: "dist/lib",
     emptyOutDir: true,

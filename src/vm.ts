@@ -29,8 +29,10 @@ export interface VMOptions {
    * (The balloon is attached here by `startBalloonVM`.)
    */
   onReady?: (emulator: V86) => void | Promise<void>;
-  /** Start from a saved state instead of booting. */
+  /** Start from a saved state instead of booting (`images.kernel`/`initrd` are then not used). */
   initialState?: ArrayBuffer;
+  /** Aborting stops and destroys the emulator at once; startVM then rejects with the signal's reason. */
+  signal?: AbortSignal;
   /** v86's own built-in balloon (counts pages only): for side-by-side benchmarks, never with ours. */
   builtinBalloon?: boolean;
 }
@@ -145,47 +147,67 @@ export class VM {
   }
 }
 
+/** v86's wasm: a path/URL v86 loads itself, or a compiled module (shared by the VMs of one page). */
+export type V86Wasm = string | (() => Promise<WebAssembly.Module>);
+
 /** Boots the guest and resolves once the shell prompt is up. */
-export async function startVM(images: GuestImages, wasmPath: string, opts: VMOptions = {}): Promise<VM> {
+export async function startVM(images: GuestImages, wasm: V86Wasm, opts: VMOptions = {}): Promise<VM> {
   const memoryMiB = opts.memoryMiB ?? 128;
   const cmdline = opts.cmdline ?? [images.cmdline, opts.cmdlineExtra].filter(Boolean).join(" ");
   const emulator = new V86({
-    wasm_path: wasmPath,
+    ...(typeof wasm === "string"
+      ? { wasm_path: wasm }
+      : { wasm_fn: async (env: WebAssembly.Imports) => (await WebAssembly.instantiate(await wasm(), env)).exports }),
     memory_size: memoryMiB << 20,
     vga_memory_size: 2 << 20,
     bios: { buffer: images.bios },
     vga_bios: { buffer: images.vgaBios },
-    bzimage: { buffer: images.kernel },
-    initrd: { buffer: images.initrd },
+    // A restored guest's kernel and initramfs are in the state's RAM: only a boot needs them.
+    ...(opts.initialState ? {} : { bzimage: { buffer: images.kernel }, initrd: { buffer: images.initrd } }),
     cmdline,
     autostart: false,
     disable_keyboard: true,
     disable_mouse: true,
     disable_speaker: true,
     virtio_balloon: opts.builtinBalloon ?? false,
-    ...(opts.initialState ? { initial_state: { buffer: opts.initialState } } : {}),
   } as ConstructorParameters<typeof V86>[0]);
   const vm = new VM(emulator, opts.onSerial);
   const bootTimeoutMs = opts.bootTimeoutMs ?? 60000;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new BootError(`v86 did not get ready within ${bootTimeoutMs} ms (images unreadable?)`)), bootTimeoutMs);
-    emulator.add_listener("emulator-ready", () => {
-      clearTimeout(timer);
-      resolve();
-    });
+  const { signal } = opts;
+  let onAbort: (() => void) | null = null;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal!.reason ?? new Error("aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort();
   });
-  await opts.onReady?.(emulator);
-  const prompt = vm.waitFor(PROMPT, bootTimeoutMs, "the shell prompt");
-  await emulator.run();
-  if (opts.initialState) {
+  aborted.catch(() => {});
+  const steps = async () => {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new BootError(`v86 did not get ready within ${bootTimeoutMs} ms (images unreadable?)`)), bootTimeoutMs);
+      emulator.add_listener("emulator-ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await opts.onReady?.(emulator);
+    // Restored after onReady, not through v86's initial_state: devices plugged in there (the balloon)
+    // must exist to take their part of the state.
+    if (opts.initialState) await emulator.restore_state(opts.initialState);
+    const prompt = vm.waitFor(PROMPT, bootTimeoutMs, "the shell prompt");
+    await emulator.run();
     // A restored guest is already at its prompt; an empty line makes it print one.
-    vm.send("\n");
-  }
-  try {
+    if (opts.initialState) vm.send("\n");
     await prompt;
+  };
+  const running = steps();
+  running.catch(() => {}); // after an abort its rejection is not news
+  try {
+    await Promise.race([running, aborted]);
   } catch (e) {
     await emulator.destroy();
     throw e;
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
   return vm;
 }

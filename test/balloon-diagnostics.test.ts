@@ -4,6 +4,10 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { CONFORMANCE } from "../src/balloon/diagnostics.js";
+import { NOTIFY_WORK_BUDGET } from "../src/balloon/device.js";
+import { featureBit, offeredFeatureBits } from "../src/balloon/features.js";
+import { MAX_PFNS_PER_REQUEST } from "../src/balloon/inflate.js";
+import { TRANSPORT_DIAGNOSTIC_KINDS } from "../src/virtio/pci-transport.js";
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "./support/mock-driver.js";
 import { allBytes, bits, le32, makeBalloon, PAGE, PFN_BASE, RAM, RAM_PAGES, statsBuf, type Harness, type HarnessOptions } from "./balloon-harness.js";
 
@@ -120,10 +124,6 @@ describe("balloon diagnostics: config", () => {
     expect(h.dev.readConfig(0, 4)).toBe(RAM_PAGES);
   });
 
-  it("features-refused", async () => {
-    const h = await scenario({ accept: bits("DEVICE_INIT_REPORTED"), noActivate: true }, () => {});
-    expect(h.kinds()).toEqual(["features-refused"]);
-  });
 });
 
 describe("balloon diagnostics: queues and chains", () => {
@@ -238,8 +238,127 @@ describe("balloon diagnostics: stats, hinting, reporting", () => {
   });
 });
 
+describe("balloon diagnostics: indirect tables and broken rings", () => {
+  it("too-many-segments / bad-indirect-table / nested-indirect / indirect-with-next / desc-table-out-of-ram", async () => {
+    const h = await scenario({ accept: bits() }, (h) => {
+      const q = h.mq("inflate");
+      h.vqs[0]!.allowIndirect = true;
+      const buf = q.alloc(16);
+      // An indirect table of 300 chained descriptors: more than the 256 segments a chain may have.
+      const long = q.indirectTable(Array.from({ length: 300 }, (_, i) => ({ addr: buf, len: 4, flags: i < 299 ? VIRTQ_DESC_F_NEXT : 0, next: i + 1 })));
+      q.desc(0, { addr: long.addr, len: long.len, flags: VIRTQ_DESC_F_INDIRECT });
+      q.publish(0);
+      q.desc(1, { addr: buf, len: 12, flags: VIRTQ_DESC_F_INDIRECT }); // not whole descriptors
+      q.publish(1);
+      const nested = q.indirectTable([{ addr: buf, len: 16, flags: VIRTQ_DESC_F_INDIRECT }]);
+      q.desc(2, { addr: nested.addr, len: nested.len, flags: VIRTQ_DESC_F_INDIRECT });
+      q.publish(2);
+      const plain = q.indirectTable([{ addr: buf, len: 4 }]);
+      q.desc(3, { addr: plain.addr, len: plain.len, flags: VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, next: 4 });
+      q.publish(3);
+      h.kick("inflate");
+      // A descriptor table the transport would never accept (registers poked directly).
+      q.addChain([{ data: le32([PFN_BASE]) }]);
+      h.vqs[0]!.descAddr = RAM;
+      h.kick("inflate");
+    });
+    expect(h.kinds()).toEqual(["too-many-segments", "bad-indirect-table", "nested-indirect", "indirect-with-next", "desc-table-out-of-ram"]);
+  });
+});
+
+describe("balloon diagnostics: bounded work per notify", () => {
+  it("pfn-list-too-long: one descriptor {addr 0, len = RAM} is refused whole, with a work counter far below RAM", async () => {
+    const h = await scenario({ accept: bits("DEVICE_INIT_ON_INFLATE") }, (h) => {
+      h.send("inflate", [{ addr: 0, len: RAM }, { len: 512, write: true }]);
+    });
+    expect(h.kinds()).toEqual(["pfn-list-too-long"]);
+    expect(h.mq("inflate").used()).toEqual([expect.objectContaining({ len: 0 })]);
+    expect(h.dev.inflatedPages).toBe(0);
+    expect(h.dev.counters().notifyWork.last).toBeLessThan(16);
+  });
+
+  it("a full queue of 1024-PFN lists of PFN 0 runs in budget-sized notifies, continued in later host tasks", async () => {
+    const h = await makeBalloon({ accept: bits() });
+    const q = h.mq("inflate");
+    const list = q.alloc(4096, 4096);
+    q.write(list, new Uint8Array(4096)); // 1024 x PFN 0
+    for (let i = 0; i < 64; i++) q.addChain([{ addr: list, len: 4096 }]);
+    h.kick("inflate");
+    const c = h.dev.counters().notifyWork;
+    expect(c.deferred).toBe(1);
+    expect(c.max).toBeLessThanOrEqual(NOTIFY_WORK_BUDGET + MAX_PFNS_PER_REQUEST + 1);
+    let used = q.used().length;
+    expect(used).toBeGreaterThan(0);
+    expect(used).toBeLessThan(64);
+    for (let i = 0; i < 64 && used < 64; i++) {
+      h.clock.advance(1);
+      used += q.used().length;
+    }
+    expect(used).toBe(64);
+    expect(h.dev.counters().notifyWork.max).toBeLessThanOrEqual(NOTIFY_WORK_BUDGET + MAX_PFNS_PER_REQUEST + 1);
+    expect(h.kinds().filter((k) => k !== "too-many-pfns" && k !== "inflate-already-inflated")).toEqual([]);
+  });
+
+  it("ranges-overlap: 90 overlapping reports of half of RAM refused, nothing filled; bit-6 used length never wraps", async () => {
+    const h = await scenario({ accept: bits("PAGE_REPORTING", "DEVICE_INIT_REPORTED") }, (h) => {
+      h.send("reporting", Array.from({ length: 90 }, () => ({ addr: PFN_BASE * PAGE, len: RAM / 2, write: true })));
+    });
+    expect(h.kinds()).toEqual(["ranges-overlap"]);
+    expect(h.mq("reporting").used()).toEqual([expect.objectContaining({ len: 0 })]);
+    expect(allBytes(h.page(PFN_BASE), 0x5a)).toBe(true);
+    expect(h.dev.counters().notifyWork.last).toBeLessThan(16);
+  });
+
+  it("ranges-overlap on the free-page (hinting) queue", async () => {
+    const h = await scenario({ accept: bits("FREE_PAGE_HINT") }, (h) => {
+      const id = h.host.startHinting()!;
+      h.send("free-page", [{ data: le32([id]) }]);
+      h.send("free-page", [{ addr: PFN_BASE * PAGE, len: 2 * PAGE, write: true }, { addr: (PFN_BASE + 1) * PAGE, len: PAGE, write: true }]);
+    });
+    expect(h.kinds()).toEqual(["ranges-overlap"]);
+    expect(allBytes(h.page(PFN_BASE), 0x5a)).toBe(true);
+  });
+});
+
+describe("balloon diagnostics: the right PFN, host-side limits", () => {
+  it("pfn-out-of-range names the PFN the driver sent, even when the list lies in a page the request fills", async () => {
+    const h = await scenario({ accept: bits() }, (h) => {
+      const q = h.mq("inflate");
+      const list = q.alloc(4096, 4096);
+      q.write(list, le32([list / PAGE, RAM_PAGES + 5]));
+      q.addChain([{ addr: list, len: 8 }]);
+      h.kick("inflate");
+    });
+    expect(h.kinds()).toEqual(["pfn-out-of-range"]);
+    expect(h.diags[0]!.detail.firstBadPfn).toBe(RAM_PAGES + 5);
+  });
+
+  it("stats-interval-out-of-range: 30 days clamped to 2^31-1 ms, 0.1 ms to 1 ms, NaN refused", async () => {
+    const h = await scenario({ accept: bits("STATS_VQ") }, (h) => {
+      h.host.setStatsInterval(30 * 24 * 3600);
+      expect(h.host.statsInterval).toBe((2 ** 31 - 1) / 1000);
+      h.host.setStatsInterval(0.0001);
+      expect(h.host.statsInterval).toBe(0.001);
+      h.host.setStatsInterval(Number.NaN);
+      expect(h.host.statsInterval).toBe(0.001);
+    });
+    expect(h.kinds()).toEqual(["stats-interval-out-of-range", "stats-interval-out-of-range", "stats-interval-out-of-range"]);
+    expect(h.diags.every((d) => d.severity === "host")).toBe(true);
+  });
+
+  it("offer-dependency: DEVICE_INIT_REPORTED asked for without PAGE_REPORTING is not offered, with a warning", async () => {
+    const h = await makeBalloon({ accept: bits(), features: { PAGE_REPORTING: false, DEVICE_INIT_REPORTED: true } });
+    expect(h.dev.offeredFeatures() & featureBit("DEVICE_INIT_REPORTED")).toBe(0n);
+    expect(h.host.features.warnings).toEqual([expect.stringMatching(/DEVICE_INIT_REPORTED requires PAGE_REPORTING/)]);
+    expect(h.dev.counters().diagnosticsByKind).toEqual({ "offer-dependency": 1 });
+    expect(offeredFeatureBits({ PAGE_REPORTING: false }) & featureBit("DEVICE_INIT_REPORTED")).toBe(0n);
+    seen.add("offer-dependency");
+  });
+});
+
 afterAll(() => {
   // Every named balloon diagnostic kind has a test above.
-  const missing = Object.keys(CONFORMANCE).filter((k) => !seen.has(k));
+  // Transport kinds are covered in transport-diagnostics.test.ts.
+  const missing = Object.keys(CONFORMANCE).filter((k) => !seen.has(k) && !(TRANSPORT_DIAGNOSTIC_KINDS as readonly string[]).includes(k));
   expect(missing).toEqual([]);
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BalloonDevice } from "../src/balloon/device.js";
 import { stateFromJSON, stateToJSON } from "../src/balloon/persist.js";
+import { StateError } from "../src/virtio/state.js";
 import { allBytes, bits, le32, makeBalloon, PAGE, PFN_BASE, RAM_PAGES, statsBuf } from "./balloon-harness.js";
 
 describe("balloon host API", () => {
@@ -37,7 +38,7 @@ describe("balloon host API", () => {
       pagesInflated: 3, pagesDeflated: 1, pagesReported: 0, pagesHinted: 0,
       bytesZeroed: 3 * PAGE, bytesPoisoned: 0, bitmapsWritten: 2,
       requests: { inflate: 2, deflate: 1, report: 0, hint: 0, stats: 1 },
-      hintCycles: 0, statsSamples: 1, diagnostics: 0, diagnosticsByKind: {}, inflatedPages: 2, faults: {},
+      hintCycles: 0, statsSamples: 1, diagnostics: 0, diagnosticsByKind: {}, inflatedPages: 2, faults: {}, notifyWork: expect.objectContaining({ deferred: 0 }),
     });
     expect(h.host.inflatedPages).toBe(2);
     expect(h.host.live).toBe(true);
@@ -104,7 +105,7 @@ describe("balloon persistence", () => {
     h.dev.dispose();
   });
 
-  it("refuses malformed states with a TypeError and changes nothing", async () => {
+  it("refuses malformed states with a StateError naming the field and changes nothing", async () => {
     const h = await makeBalloon({ accept: bits() });
     h.host.setTarget(7);
     const good = h.dev.saveState();
@@ -118,7 +119,8 @@ describe("balloon persistence", () => {
       { ...good, counters: { ...good.counters, pagesInflated: "many" } },
       { ...good, offered: "1" },
     ];
-    for (const s of bad) expect(() => h.dev.restoreState(s, h.vqs)).toThrow(TypeError);
+    for (const s of bad) expect(() => h.dev.restoreState(s, h.vqs)).toThrow(StateError);
+    expect(() => h.dev.restoreState({ ...good, config: { ...good.config, actual: -1 } }, h.vqs)).toThrow(/device\.config\.actual/);
     expect(h.dev.target).toBe(7);
     expect(h.dev.live).toBe(true);
   });

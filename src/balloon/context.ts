@@ -154,6 +154,13 @@ export interface HandlerContext {
   fillByte(): number | null;
   /** Zero reported / hinted pages when neither PAGE_POISON nor bit 6 forces a value (default true). */
   readonly zeroFreedPages: boolean;
+  /** Work done in the current notify, in guest pages the device may read or write (see device.ts budget). */
+  readonly work: WorkMeter;
+}
+
+/** Host work per notify: each handler adds the guest pages it may scan or fill (plus 1 per chain). */
+export interface WorkMeter {
+  units: number;
 }
 
 /** Count a fill in the byte counters. */

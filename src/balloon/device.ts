@@ -24,18 +24,18 @@ import type { VirtioDeviceBackend, VirtioTransportHandle } from "../virtio/devic
 import { ChainError, type DescriptorChain, type Virtqueue } from "../virtio/virtqueue.js";
 import {
   fillByteFor, InflateTracker, newCounters, PAGE_SIZE,
-  type BalloonFaults, type DeviceCounters, type HandlerContext,
+  type BalloonFaults, type DeviceCounters, type HandlerContext, type WorkMeter,
 } from "./context.js";
 import { DiagnosticSink, type BalloonDiagnostic } from "./diagnostics.js";
 import { FaultInjector, HUGE_NUM_PAGES, type FaultName } from "./faults.js";
 import { systemClock, TypedEmitter, type BalloonClock, type BalloonEvents } from "./events.js";
 import {
-  describeFeatures, hasFeature, offeredFeatureBits, QUEUE_MAX_SIZE, queueLayout,
+  describeFeatures, hasFeature, offeredFeatureBits, offerProblems, QUEUE_MAX_SIZE, queueLayout,
   REPORTING_MIN_QUEUE_SIZE, validateBalloonFeatures, type FeatureOffer, type QueueRole,
 } from "./features.js";
 import { Hinting, type HintingState } from "./hinting.js";
 import { handleDeflate, handleInflate, INFLATE_CHUNK } from "./inflate.js";
-import { buildState, parseState, type BalloonDeviceState } from "./persist.js";
+import { buildState, parseState, type BalloonDeviceState, type ParsedState, type StateLimits } from "./persist.js";
 import { handleReport } from "./reporting.js";
 import { Stats, type StatsSample } from "./stats.js";
 
@@ -72,7 +72,20 @@ export interface BalloonCounters extends DeviceCounters {
   inflatedPages: number;
   /** How many times each fault-injection mode acted (run-time faults of faults.ts). */
   faults: Partial<Record<FaultName, number>>;
+  /**
+   * Host work per notify, in guest pages the device may scan or fill (+1 per chain): the last notify's,
+   * the largest so far, and how many notifies ran out of budget and continued in a later host task.
+   */
+  notifyWork: { last: number; max: number; deferred: number };
 }
+
+/**
+ * Work one notify may do before the rest of its queue is left to the next host task: 4096 pages (16 MiB
+ * of fill, a few ms). Linux's largest request is 256 PFNs (1 MiB), so a real driver never reaches it;
+ * a chain is never split, so one notify costs at most this plus one chain (1024 PFNs, or one report of
+ * non-overlapping ranges, at most guest RAM).
+ */
+export const NOTIFY_WORK_BUDGET = 4096;
 
 /** A used element waiting to be written. */
 interface Completion { head: number; used: number }
@@ -87,6 +100,8 @@ export class BalloonDevice implements VirtioDeviceBackend {
   readonly ramPages: number;
 
   private readonly offered: bigint;
+  /** What the host asked to offer that breaks a feature dependency (and is therefore not offered). */
+  readonly offerWarnings: readonly string[];
   private readonly ctx: HandlerContext;
   private readonly tracker: InflateTracker;
   private readonly counters_: DeviceCounters = newCounters();
@@ -94,6 +109,11 @@ export class BalloonDevice implements VirtioDeviceBackend {
   private readonly statsq: Stats;
   private readonly faults: FaultInjector;
   private transport: VirtioTransportHandle | null = null;
+  /** Work of the notify in progress (handlers add to it) and what notifies have cost so far. */
+  private readonly work: WorkMeter = { units: 0 };
+  private readonly workSeen = { last: 0, max: 0, deferred: 0 };
+  /** Queues whose remaining chains run in a later host task (the notify's work budget ran out). */
+  private readonly deferred = new Map<number, unknown>();
 
   // config
   private numPages = 0;
@@ -130,12 +150,16 @@ export class BalloonDevice implements VirtioDeviceBackend {
       negotiated: () => (this.active ? this.features : 0n),
       fillByte: () => fillByteFor(this.active ? this.features : 0n, this.poisonVal),
       zeroFreedPages: options.zeroFreedPages ?? true,
+      work: this.work,
     };
     this.hinting = new Hinting(this.ctx, () => this.configChanged(), options.hintAutoDone ?? true);
     this.statsq = new Stats(this.ctx, () => this.queueOf("stats") !== null, (head) => this.releaseStats(head));
     if (this.faults.hugeNumPages) this.numPages = HUGE_NUM_PAGES;
     else if (options.initialTarget) this.numPages = this.clampTarget(options.initialTarget);
     if (options.statsIntervalSeconds) this.statsq.setInterval(options.statsIntervalSeconds);
+    // Counted (counters().diagnosticsByKind) and kept in offerWarnings: no listener exists yet.
+    this.offerWarnings = offerProblems(options.features);
+    for (const w of this.offerWarnings) this.diagnostics.emit("offer-dependency", w, { offer: { ...options.features } });
   }
 
   // ---- VirtioDeviceBackend ---------------------------------------------------------------------
@@ -144,10 +168,11 @@ export class BalloonDevice implements VirtioDeviceBackend {
     return this.offered;
   }
 
-  validateFeatures(accepted: bigint): string | null {
+  validateFeatures(accepted: bigint, opts: { dryRun?: boolean } = {}): string | null {
     const refused = validateBalloonFeatures(accepted, this.offered);
+    if (opts.dryRun) return refused;
     this.accepted = accepted;
-    if (refused) this.diagnostics.emit("features-refused", `FEATURES_OK refused: ${refused}`, { accepted: describeFeatures(accepted) });
+    // The refusal's diagnostic comes from the transport (one per refused FEATURES_OK).
     this.events.emit("features", {
       time: this.clock.now(), offered: this.offered, accepted, negotiated: refused ? 0n : accepted,
       names: describeFeatures(accepted), refused, pages: this.numPages,
@@ -235,7 +260,14 @@ export class BalloonDevice implements VirtioDeviceBackend {
       return;
     }
     const done: Completion[] = [];
-    for (let guard = 0; guard <= 0x10000; guard++) {
+    this.work.units = 0;
+    for (;;) {
+      if (this.work.units >= NOTIFY_WORK_BUDGET) {
+        // Whatever the driver queued, one notify does bounded work; the rest runs in the next host task.
+        if (q.pending() > 0) this.defer(index);
+        break;
+      }
+      this.work.units++;
       let chain: DescriptorChain | null;
       try {
         chain = q.pop();
@@ -271,11 +303,37 @@ export class BalloonDevice implements VirtioDeviceBackend {
       done.push({ head: chain.head, used });
     }
     this.complete(index, q, done);
+    this.workSeen.last = this.work.units;
+    this.workSeen.max = Math.max(this.workSeen.max, this.work.units);
+  }
+
+  /** Continue queue `index` in a later host task (once per queue until it runs). */
+  private defer(index: number): void {
+    if (this.deferred.has(index)) return;
+    this.workSeen.deferred++;
+    this.deferred.set(index, this.clock.setTimeout(() => {
+      this.deferred.delete(index);
+      if (this.active) this.notify(index);
+    }, 0));
+  }
+
+  private cancelDeferred(): void {
+    for (const t of this.deferred.values()) this.clock.clearTimeout(t);
+    this.deferred.clear();
+  }
+
+  /** After a restore: take up chains the driver had queued, as a notify would (later, in a host task). */
+  resumeQueues(): void {
+    if (!this.active) return;
+    this.queues.forEach((q, i) => {
+      if (q.enabled && q.pending() > 0) this.defer(i);
+    });
   }
 
   reset(): void {
     const dropped = this.tracker.count;
     this.faults.cancel();
+    this.cancelDeferred();
     this.active = false;
     this.features = 0n;
     this.accepted = 0n;
@@ -513,6 +571,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedPages: this.tracker.count,
       faults: this.faults.counts(),
+      notifyWork: { ...this.workSeen },
     };
   }
 
@@ -532,6 +591,7 @@ export class BalloonDevice implements VirtioDeviceBackend {
   dispose(): void {
     this.statsq.dispose();
     this.faults.cancel();
+    this.cancelDeferred();
   }
 
   // ---- persistence -----------------------------------------------------------------------------
@@ -554,20 +614,32 @@ export class BalloonDevice implements VirtioDeviceBackend {
       diagnosticsTotal: this.diagnostics.total,
       diagnosticsByKind: this.diagnostics.countsObject(),
       inflatedBitmap: this.tracker.snapshot(),
+      faults: this.faults.save(),
     });
   }
 
   /**
-   * Restore a saveState() result. Pass the transport's live queues (already restored, `slice(0, numQueues)`)
-   * when the saved device was active, so the device is live again without a new DRIVER_OK. Throws a
-   * TypeError on a malformed state (nothing is changed then).
+   * Check a saveState() result (or its JSON form) against this device without changing anything; throws
+   * StateError with the field path under `path`. A whole balloon (transport + device) is restored through
+   * src/host/snapshot.ts, which adds the checks that need both halves.
    */
-  restoreState(state: unknown, queues?: readonly Virtqueue[]): void {
-    const s = parseState(state, this.ramPages);
-    if (s.offered !== this.offered) {
-      throw new TypeError(`balloon: saved state was made with offered features ${describeFeatures(s.offered).join(",")}, this device offers ${describeFeatures(this.offered).join(",")}`);
-    }
+  parseState(state: unknown, path = "device"): ParsedState {
+    return parseState(state, this.stateLimits, path);
+  }
+
+  /** What a saved device state must fit: this device's RAM, offer and faults. */
+  get stateLimits(): StateLimits {
+    return { ramPages: this.ramPages, offered: this.offered, hugeNumPages: this.faults.hugeNumPages };
+  }
+
+  /**
+   * Commit a parseState() result (cannot fail). Pass the transport's live queues (`slice(0, numQueues)`,
+   * already restored) when the saved device was active, so it is live again without a new DRIVER_OK.
+   */
+  applyState(s: ParsedState, queues?: readonly Virtqueue[]): void {
     this.faults.cancel();
+    this.cancelDeferred();
+    this.faults.restore(s.faults);
     this.accepted = s.accepted;
     this.features = s.negotiated;
     this.numPages = s.numPages;
@@ -589,5 +661,10 @@ export class BalloonDevice implements VirtioDeviceBackend {
       this.queues = [];
     }
     this.statsq.restore(s.stats);
+  }
+
+  /** parseState + applyState (the device alone). */
+  restoreState(state: unknown, queues?: readonly Virtqueue[]): void {
+    this.applyState(this.parseState(state), queues);
   }
 }

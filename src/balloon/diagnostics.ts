@@ -16,6 +16,7 @@ export type BalloonDiagnosticKind =
   | "pfn-buffer-empty"
   | "pfn-out-of-range"
   | "too-many-pfns"
+  | "pfn-list-too-long"
   | "bitmap-too-short"
   | "unexpected-writable"
   | "unexpected-readable"
@@ -45,9 +46,14 @@ export type BalloonDiagnosticKind =
   // reporting / hinting ranges
   | "report-without-pages"
   | "range-not-page-aligned"
+  | "ranges-overlap"
   // host side
   | "target-above-ram"
-  | "features-refused";
+  | "stats-interval-out-of-range"
+  | "offer-dependency";
+
+/** Every kind a diagnostic can have: the device's, the descriptor-chain walker's and the transport's. */
+export type DiagnosticKind = BalloonDiagnosticKind | ChainDiagnosticKind | TransportDiagnosticKind;
 
 export type DiagnosticSeverity =
   /** the driver broke a MUST of the spec */
@@ -55,11 +61,13 @@ export type DiagnosticSeverity =
   /** legal or tolerated, but suspicious or outside what Linux does */
   | "warning"
   /** the host (API user) asked for something impossible; clamped or refused */
-  | "host";
+  | "host"
+  /** the driver broke a MUST the way a widespread driver (Linux) does; the device copes, named so it is seen */
+  | "tolerated";
 
 export interface BalloonDiagnostic {
   /** A balloon kind, a chain error kind (from the virtqueue), or a transport kind (forwarded by src/host/attach.ts). */
-  kind: BalloonDiagnosticKind | ChainDiagnosticKind | TransportDiagnosticKind;
+  kind: DiagnosticKind;
   message: string;
   /** Queue index the request came from, when there is one. */
   queue?: number;
@@ -79,10 +87,59 @@ export interface ConformanceRule {
 }
 
 const DEVOP = "virtio 1.2 §5.5.6 Device Operation";
-const INIT_INFLATE = "balloon spec patch v3 (seed 000) §Device Initialized Pages on Inflate, driver requirements";
+const INIT_INFLATE = "virtio balloon DEVICE_INIT patch v3, Device Initialized Pages on Inflate, driver requirements";
+const STATUS_DRV = "virtio 1.2 §2.1.1 Driver Requirements: Device Status Field";
+const INIT_DRV = "virtio 1.2 §3.1.1 Driver Requirements: Device Initialization";
+const COMMON_DRV = "virtio 1.2 §4.1.4.3.2 Driver Requirements: Common configuration structure layout";
+const PCI_ACCESS = "virtio 1.2 §4.1.3.1 Driver Requirements: PCI Device Layout";
+const DESC = "virtio 1.2 §2.7.5 The Virtqueue Descriptor Table";
+const INDIRECT = "virtio 1.2 §2.7.5.3.1 Driver Requirements: Indirect Descriptors";
+const v = (section: string, rule: string): ConformanceRule => ({ severity: "violation", section, rule });
 
-/** For every diagnostic kind: the rule it reports. */
-export const CONFORMANCE: Readonly<Record<BalloonDiagnosticKind, ConformanceRule>> = {
+/** For every diagnostic kind (device, chain walker, transport): its severity and the rule it reports. */
+export const CONFORMANCE: Readonly<Record<DiagnosticKind, ConformanceRule>> = {
+  // ---- descriptor chains (src/virtio/chain.ts) ----
+  "head-out-of-range": v("virtio 1.2 §2.7.6 The Virtqueue Available Ring", "ring[] entries are heads of descriptor chains: indexes below Queue Size"),
+  "next-out-of-range": v(DESC, "next is the index of a descriptor of the same table (below Queue Size)"),
+  "loop": v("virtio 1.2 §2.7.5.2 Driver Requirements: The Virtqueue Descriptor Table", "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes in total, including any chaining (a loop never ends)"),
+  "segment-out-of-ram": v(DESC, "addr is a guest-physical buffer address: the buffer must lie in guest RAM"),
+  "zero-length": v("virtio 1.2 §2.7.5.2 Driver Requirements: The Virtqueue Descriptor Table", "a descriptor describes a buffer (a 0-length one carries nothing; refused)"),
+  "readable-after-writable": v("virtio 1.2 §2.7.5.2 Driver Requirements: The Virtqueue Descriptor Table", "A driver MUST NOT add a device-readable descriptor after a device-writable one in a chain"),
+  "too-many-segments": { severity: "warning", section: "device limit (QEMU: VIRTQUEUE_MAX_SIZE)", rule: "a chain of more descriptors than the queue has entries (this device walks at most 256 per chain); refused" },
+  "bad-indirect-table": v(INDIRECT, "an indirect table is a whole number of 16-byte descriptors inside guest RAM, len > 0"),
+  "nested-indirect": v(INDIRECT, "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag within an indirect descriptor"),
+  "indirect-with-next": v(INDIRECT, "A driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT in flags"),
+  "indirect-not-negotiated": v(INDIRECT, "The driver MUST NOT set the VIRTQ_DESC_F_INDIRECT flag unless the VIRTIO_F_INDIRECT_DESC feature was negotiated"),
+  "desc-table-out-of-ram": v(DESC, "the descriptor table (16 x Queue Size bytes) lies in guest RAM"),
+  "avail-idx-jump": v("virtio 1.2 §2.7.6 The Virtqueue Available Ring", "idx moves by the entries the driver added: at most Queue Size ahead of what the device consumed (the ring is broken: DEVICE_NEEDS_RESET)"),
+
+  // ---- transport (src/virtio/pci-transport.ts) ----
+  "features-not-offered": v("virtio 1.2 §2.2.1 Driver Requirements: Feature Bits", "The driver MUST NOT accept a feature which the device did not offer (FEATURES_OK stays clear)"),
+  "features-refused": v("virtio 1.2 §2.2.1 / balloon §Feature bit requirements", "the accepted set breaks a feature dependency (see FEATURE_RULES in src/balloon/features.ts); FEATURES_OK stays clear"),
+  "features-changed-after-features-ok": v(INIT_DRV, "The driver MUST NOT accept new feature bits after setting FEATURES_OK"),
+  "feature-select-out-of-range": { severity: "warning", section: "virtio 1.2 §4.1.4.3 Common configuration structure layout", rule: "driver_feature_select picks a 32-bit word of the 64 feature bits; words past 1 hold nothing (write ignored)" },
+  "status-bits-cleared": v(STATUS_DRV, "The driver MUST NOT clear a device status bit (the bits stay set)"),
+  "status-reserved-bits": v(STATUS_DRV, "The driver MUST update device status, setting bits to indicate the completed steps of the driver initialization sequence (bits 4-5 name no step; ignored)"),
+  "driver-set-needs-reset": v(STATUS_DRV, "The driver MUST update device status, setting bits to indicate the completed steps of the driver initialization sequence (DEVICE_NEEDS_RESET is set by the device, §2.1.2; ignored)"),
+  "features-ok-without-driver": v(INIT_DRV, "The driver MUST follow this sequence to initialize a device: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK, ... (FEATURES_OK came before ACKNOWLEDGE and DRIVER)"),
+  "driver-ok-without-features-ok": v(INIT_DRV, "The driver MUST follow this sequence ... set FEATURES_OK ... set DRIVER_OK (DRIVER_OK without FEATURES_OK; the device goes live once both are set)"),
+  "queue-select-out-of-range": v("virtio 1.2 §4.1.4.3 Common configuration structure layout", "queue_select names a virtqueue below num_queues (queue fields written otherwise are ignored)"),
+  "queue-configured-while-enabled": v(COMMON_DRV, "The driver MUST configure the other virtqueue fields before enabling the virtqueue with queue_enable (changes after it are ignored)"),
+  "queue-enable-refused": v("virtio 1.2 §2.7 Split Virtqueues", "Queue Size is a power of 2 no larger than the device's maximum; the three areas are aligned (16 / 2 / 4) and lie in guest RAM (DEVICE_NEEDS_RESET)"),
+  "queue-disable-not-supported": v(COMMON_DRV, "The driver MUST NOT write a 0 to queue_enable (without VIRTIO_F_RING_RESET)"),
+  "queue-enable-bad-value": v(COMMON_DRV, "queue_enable is enabled by writing 1 (other values ignored)"),
+  "queue-address-too-large": v("virtio 1.2 §2.7 Split Virtqueues", "queue_desc / queue_driver / queue_device are guest-physical addresses; none reaches 2^53 on this machine (the queue cannot be enabled)"),
+  "notify-before-driver-ok": {
+    severity: "tolerated", section: INIT_DRV,
+    rule: "The driver MUST NOT send any buffer available notifications to the device before setting DRIVER_OK. Linux's virtio_balloon kicks its first stats buffer in probe, before virtio_device_ready(); the notification is kept and delivered at DRIVER_OK (and survives a snapshot)",
+  },
+  "notify-while-needs-reset": { severity: "warning", section: STATUS_DRV, rule: "The driver SHOULD NOT rely on completion of operations of a device if DEVICE_NEEDS_RESET is set (the notification is dropped until a reset)" },
+  "notify-value-mismatch": v("virtio 1.2 §4.1.5.2 Available Buffer Notifications", "the driver writes the virtqueue index to the queue's notification address (the address decides; diagnosed)"),
+  "device-config-out-of-range": v("virtio 1.2 §4.1.4.6 Device-specific configuration", "the device-specific configuration is configSize bytes; writes past it are ignored"),
+  "bar-write-unused": v("virtio 1.2 §4.1.4 Virtio Structure PCI Capabilities", "only the capability structures give BAR bytes a meaning; a write to a gap, past the last structure, or across a structure's end is ignored"),
+  "field-access-not-natural": v(PCI_ACCESS, "The driver MUST access each field using the “natural” access method, i.e. 32-bit accesses for 32-bit fields, 16-bit accesses for 16-bit fields and 8-bit accesses for 8-bit fields (64-bit fields as two 32-bit halves; a write across fields is ignored)"),
+
+  // ---- balloon device ----
   "pfn-buffer-misaligned": {
     severity: "violation", section: DEVOP,
     rule: "addresses are divided by 4096 and the descriptor describing the resulting 32-bit array is added to the inflateq (a PFN buffer is whole le32 entries; this device requires each readable descriptor to hold whole entries)",
@@ -132,9 +189,10 @@ export const CONFORMANCE: Readonly<Record<BalloonDiagnosticKind, ConformanceRule
     rule: "actual reflects the new number of pages in the balloon (it exceeds the pages this device has seen inflated; legal transiently)",
   },
   "write-to-read-only-field": {
-    severity: "violation", section: "virtio 1.2 §5.5.4 Device configuration layout",
-    rule: "free_page_hint_cmd_id is read-only by the driver; num_pages is written by the device only",
+    severity: "violation", section: "virtio 1.2 §4.1.4.3 / §5.5.4 Device configuration layout",
+    rule: "read-only fields are not written by the driver: device_feature, num_queues, config_generation, queue_notify_off, ISR status; in the balloon config, num_pages and free_page_hint_cmd_id (ignored)",
   },
+
   "poison-val-changed-while-live": {
     severity: "violation", section: "virtio 1.2 §5.5.6.5.1 Driver Requirements: Page Poison",
     rule: "The driver MUST NOT modify poison_val while the DRIVER_OK bit is set.",
@@ -199,9 +257,21 @@ export const CONFORMANCE: Readonly<Record<BalloonDiagnosticKind, ConformanceRule
     severity: "host", section: "host API",
     rule: "the balloon target cannot exceed guest RAM; clamped",
   },
-  "features-refused": {
-    severity: "violation", section: "balloon §Feature bit requirements",
-    rule: "see FEATURE_RULES in src/balloon/features.ts",
+  "stats-interval-out-of-range": {
+    severity: "host", section: "host API",
+    rule: "the stats polling interval is 0 (off) or 1 ms .. 2^31-1 ms (what a timer can honour); clamped, or refused when not a positive number",
+  },
+  "offer-dependency": {
+    severity: "host", section: "virtio 1.2 §2.2.2 Device Requirements: Feature Bits / balloon §Feature bit requirements",
+    rule: "A device MUST NOT offer a feature which requires another feature which was not offered (DEVICE_INIT_REPORTED is not offered without PAGE_REPORTING)",
+  },
+  "pfn-list-too-long": {
+    severity: "violation", section: DEVOP,
+    rule: "a PFN array lists unused pages of one request; this device takes at most 1024 PFNs (one 4 KiB driver page of le32 entries; Linux sends 256) per request, so no notify does unbounded work; longer requests are refused whole (used 0)",
+  },
+  "ranges-overlap": {
+    severity: "violation", section: "virtio 1.2 §5.5.6.4 Free Page Hinting / §5.5.6.6 Free Page Reporting",
+    rule: "each device-writable range is a distinct set of free pages: ranges of one chain never overlap (so they never sum past guest RAM); the chain is refused whole (nothing filled, used 0)",
   },
 };
 
@@ -224,11 +294,10 @@ export class DiagnosticSink {
   }
 
   emit(kind: BalloonDiagnostic["kind"], message: string, detail: Record<string, unknown> = {}, queue?: number): BalloonDiagnostic {
-    const known = (CONFORMANCE as Record<string, ConformanceRule | undefined>)[kind];
     const d: BalloonDiagnostic = {
       kind,
       message,
-      severity: known?.severity ?? "violation",
+      severity: CONFORMANCE[kind].severity,
       detail,
       time: this.clock.now(),
     };

@@ -83,7 +83,8 @@ export interface BalloonEvents {
   fault: FaultEvent;
 }
 
-export type BalloonEventName = keyof BalloonEvents;
+/** The event names (`keyof BalloonEvents`), as the project's vocabulary lists them. */
+export type { BalloonEventName } from "../vocabulary.js";
 
 export class TypedEmitter<E extends object> {
   private readonly map = new Map<keyof E, Set<(e: never) => void>>();

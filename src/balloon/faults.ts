@@ -9,6 +9,12 @@ import type { BalloonClock, BalloonEvents, TypedEmitter } from "./events.js";
 
 export type FaultName = keyof BalloonFaults;
 
+/** Fault state a snapshot keeps: chains counted per queue (dropUsedEvery), whether resetMidInflate is still armed. */
+export interface FaultState {
+  resetArmed: boolean;
+  chainsSeen: Record<number, number>;
+}
+
 /** num_pages under hugeNumPages until the host sets a target: the largest value the field holds. */
 export const HUGE_NUM_PAGES = 0xffffffff;
 
@@ -22,6 +28,7 @@ export class FaultInjector {
   private readonly delayMs: number;
   private readonly dropEvery: number;
   private readonly storm: Required<ConfigStorm> | null;
+  private readonly resetConfigured: boolean;
   private resetArmed: boolean;
   /** Inflate / deflate chains seen per queue, for dropUsedEvery. */
   private readonly chainsSeen = new Map<number, number>();
@@ -41,7 +48,8 @@ export class FaultInjector {
     this.dropEvery = Math.floor(positive(faults.dropUsedEvery));
     this.withholdInterrupts = faults.withholdInterrupts === true;
     this.hugeNumPages = faults.hugeNumPages === true;
-    this.resetArmed = faults.resetMidInflate === true;
+    this.resetConfigured = faults.resetMidInflate === true;
+    this.resetArmed = this.resetConfigured;
     const s = faults.configStorm;
     const count = Math.floor(positive(s?.count));
     this.storm = s && count > 0 ? { count, intervalMs: Math.max(1, positive(s.intervalMs)), toggle: s.toggle === true } : null;
@@ -137,6 +145,16 @@ export class FaultInjector {
     this.clock.clearInterval(this.stormTimer);
     this.stormTimer = null;
     this.stormShown = null;
+  }
+
+  save(): FaultState {
+    return { resetArmed: this.resetArmed, chainsSeen: Object.fromEntries(this.chainsSeen) };
+  }
+
+  /** After cancel(): take a saved state's counters. Arming only ever goes away (a saved disarmed fault stays so). */
+  restore(s: FaultState): void {
+    this.resetArmed = this.resetConfigured && s.resetArmed;
+    for (const [q, n] of Object.entries(s.chainsSeen)) this.chainsSeen.set(Number(q), n);
   }
 
   /** Device reset / restore / dispose: held buffers belong to queues that are gone; the storm ends. */

@@ -6,34 +6,20 @@
  * rule so this file is the single list of every reason FEATURES_OK may stay clear.
  */
 
-/** Bit numbers. */
+import { FEATURES, type FeatureSpecName } from "../vocabulary.js";
+
+/** Bit numbers by spec name (the optional bits come from the project's vocabulary). */
 export const BALLOON_F = {
-  MUST_TELL_HOST: 0,
-  STATS_VQ: 1,
-  DEFLATE_ON_OOM: 2,
-  FREE_PAGE_HINT: 3,
-  PAGE_POISON: 4,
-  PAGE_REPORTING: 5,
-  DEVICE_INIT_REPORTED: 6,
-  DEVICE_INIT_ON_INFLATE: 7,
+  ...(Object.fromEntries(FEATURES.map((f) => [f.spec, f.bit])) as Record<FeatureSpecName, number>),
   VERSION_1: 32,
 } as const;
 
 export type BalloonFeatureName = keyof typeof BALLOON_F;
 
 /** The balloon-specific bits the host may switch on or off (VERSION_1 is always offered). */
-export type OptionalFeatureName = Exclude<BalloonFeatureName, "VERSION_1">;
+export type OptionalFeatureName = FeatureSpecName;
 
-export const OPTIONAL_FEATURES: readonly OptionalFeatureName[] = [
-  "MUST_TELL_HOST",
-  "STATS_VQ",
-  "DEFLATE_ON_OOM",
-  "FREE_PAGE_HINT",
-  "PAGE_POISON",
-  "PAGE_REPORTING",
-  "DEVICE_INIT_REPORTED",
-  "DEVICE_INIT_ON_INFLATE",
-];
+export const OPTIONAL_FEATURES: readonly OptionalFeatureName[] = FEATURES.map((f) => f.spec);
 
 /** `1n << bit` for a named feature. */
 export function featureBit(name: BalloonFeatureName): bigint {
@@ -67,12 +53,33 @@ export function describeFeatures(bits: bigint): string[] {
  */
 export type FeatureOffer = Partial<Record<OptionalFeatureName, boolean>>;
 
+/**
+ * Features that require another (virtio 1.2 §2.2.2: a device MUST NOT offer a feature which requires
+ * another feature which was not offered). Bit 6 requires bit 5 (DEVICE_INIT patch v3, Feature bits).
+ */
+export const FEATURE_REQUIRES: Readonly<Partial<Record<OptionalFeatureName, OptionalFeatureName>>> = {
+  DEVICE_INIT_REPORTED: "PAGE_REPORTING",
+};
+
+/** The bits offered for `offer` (every bit defaults to on), with dependencies enforced: see offerProblems. */
 export function offeredFeatureBits(offer: FeatureOffer = {}): bigint {
   let bits = featureBit("VERSION_1");
   for (const name of OPTIONAL_FEATURES) {
     if (offer[name] ?? true) bits |= featureBit(name);
   }
+  for (const [name, needs] of Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][]) {
+    if (!hasFeature(bits, needs)) bits &= ~featureBit(name);
+  }
   return bits;
+}
+
+/** Features the host asked for explicitly that are not offered because a feature they need is off. */
+export function offerProblems(offer: FeatureOffer = {}): string[] {
+  const out: string[] = [];
+  for (const [name, needs] of Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][]) {
+    if (offer[name] === true && offer[needs] === false) out.push(`${name} requires ${needs}, which is switched off: ${name} is not offered`);
+  }
+  return out;
 }
 
 /** One device rule about an accepted feature set; `check` returns true when the set breaks it. */

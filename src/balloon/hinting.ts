@@ -24,6 +24,7 @@ import type { DescriptorChain } from "../virtio/chain.js";
 import { readSegments } from "../memory/access.js";
 import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
+import { checkRanges } from "./ranges.js";
 import type { HintPhase } from "./events.js";
 
 export const CMD_ID_STOP = 0;
@@ -169,10 +170,11 @@ export class Hinting {
       this.emit("ignored", Math.floor(chain.writableBytes / PAGE_SIZE));
       return;
     }
-    const unaligned = chain.writable.filter((s) => s.addr % PAGE_SIZE !== 0 || s.len % PAGE_SIZE !== 0);
-    if (unaligned.length > 0) {
-      ctx.diag.emit("range-not-page-aligned", `hint (head ${chain.head}): ${unaligned.length} range(s) not made of whole 4 KiB pages; only their own bytes are touched`, { head: chain.head, ranges: unaligned.map((s) => [s.addr, s.len]) }, queue);
+    if (!checkRanges(ctx, chain, queue, "hint")) {
+      this.emit("ignored", 0);
+      return;
     }
+    ctx.work.units += Math.ceil(chain.writableBytes / PAGE_SIZE);
     const fill = ctx.fillByte();
     const poison = hasFeature(ctx.negotiated(), "PAGE_POISON");
     const doFill = fill !== null && (poison || ctx.zeroFreedPages);

@@ -9,10 +9,12 @@
  * used length — by the hot path straight into guest RAM for Linux's one-PFN-buffer, one-bitmap-buffer
  * layout, else merged here from per-chunk bitmaps. Otherwise the used length is 0.
  *
- * Decisions (never trust the guest, seed 004):
+ * Decisions (never trust the guest):
  *  - a readable descriptor whose length is not a multiple of 4 (so a PFN would be cut or split across
  *    descriptors): `pfn-buffer-misaligned`, the WHOLE request is refused — no fill, no bitmap, used 0;
  *  - more than 256 PFNs (Linux's maximum): `too-many-pfns` warning, still handled in full;
+ *  - more than 1024 PFNs (one 4 KiB page of them): `pfn-list-too-long`, the WHOLE request is refused (used 0),
+ *    so one chain never costs more than 1024 page fills;
  *  - PFNs past RAM: `pfn-out-of-range` naming the first one; skipped (never written), bit 0;
  *  - bit 7 bitmap shorter than ceil(N/8): `bitmap-too-short`; NO bitmap byte is written and the used
  *    length is 0 (the driver must then treat every page as not initialised); the pages are still taken
@@ -25,19 +27,32 @@
  */
 import type { DescriptorChain, Segment } from "../virtio/chain.js";
 import { FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING } from "../hotpath/types.js";
-import { writeSegments } from "../memory/access.js";
+import { readSegments, writeSegments } from "../memory/access.js";
 import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
 
 /** Linux's VIRTIO_BALLOON_ARRAY_PFNS_MAX. */
 export const LINUX_MAX_PFNS = 256;
+/**
+ * Most PFNs one request may carry: one 4 KiB driver page of le32 entries (4 x Linux's maximum). Longer
+ * lists are refused whole, so one chain costs at most this many page fills.
+ */
+export const MAX_PFNS_PER_REQUEST = PAGE_SIZE / 4;
 /** PFNs per hot-path call (a multiple of 8, so each chunk's bitmap is whole bytes). */
 export const INFLATE_CHUNK = 4096;
 
-/** Check that every readable segment holds whole le32 PFNs; emits the diagnostic and returns false if not. */
+/**
+ * Check that every readable segment holds whole le32 PFNs and that there are at most MAX_PFNS_PER_REQUEST;
+ * emits the diagnostic and returns false if not.
+ */
 function pfnSegmentsOk(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string): boolean {
   const bad = chain.readable.findIndex((s) => s.len % 4 !== 0);
-  if (bad < 0) return true;
+  if (bad < 0) {
+    const n = chain.readableBytes / 4;
+    if (n <= MAX_PFNS_PER_REQUEST) return true;
+    ctx.diag.emit("pfn-list-too-long", `${what} request (head ${chain.head}) carries ${n} PFNs; at most ${MAX_PFNS_PER_REQUEST} (one 4 KiB page of PFNs) per request; refused, nothing done`, { head: chain.head, pfns: n, max: MAX_PFNS_PER_REQUEST }, queue);
+    return false;
+  }
   ctx.diag.emit(
     "pfn-buffer-misaligned",
     `${what} request (head ${chain.head}): readable descriptor ${bad} is ${chain.readable[bad]!.len} bytes, not a whole number of le32 PFNs (${chain.readableBytes} bytes in all); request refused, nothing done`,
@@ -47,14 +62,13 @@ function pfnSegmentsOk(ctx: HandlerContext, chain: DescriptorChain, queue: numbe
   return false;
 }
 
-function readPfn(ctx: HandlerContext, segs: readonly Segment[], index: number): number {
-  let i = index;
-  for (const s of segs) {
-    const n = s.len >>> 2;
-    if (i < n) return new DataView(ctx.mem.memory.buffer, ctx.mem.base + s.addr + i * 4, 4).getUint32(0, true);
-    i -= n;
-  }
-  return -1;
+/**
+ * The request's PFN list as the driver wrote it, read before any fill: the list may lie in a page the
+ * same request inflates (a driver bug), and a diagnostic must name the PFN the driver sent.
+ */
+function copyPfns(ctx: HandlerContext, segs: readonly Segment[]): Uint32Array {
+  const bytes = readSegments(ctx.mem, segs);
+  return new Uint32Array(bytes.buffer, 0, bytes.length >>> 2);
 }
 
 function diagnoseCount(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string, n: number): void {
@@ -65,9 +79,9 @@ function diagnoseCount(ctx: HandlerContext, chain: DescriptorChain, queue: numbe
   }
 }
 
-function diagnoseOutOfRange(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string, outOfRange: number, firstBadIndex: number): void {
+function diagnoseOutOfRange(ctx: HandlerContext, chain: DescriptorChain, queue: number, what: string, outOfRange: number, firstBadIndex: number, pfns: Uint32Array): void {
   if (outOfRange === 0) return;
-  const pfn = readPfn(ctx, chain.readable, firstBadIndex);
+  const pfn = pfns[firstBadIndex] ?? -1;
   const ramPages = ctx.mem.size / PAGE_SIZE;
   ctx.diag.emit(
     "pfn-out-of-range",
@@ -107,6 +121,8 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   }
   const n = chain.readableBytes / 4;
   diagnoseCount(ctx, chain, queue, "inflate", n);
+  ctx.work.units += n;
+  const pfns = copyPfns(ctx, chain.readable);
 
   // The bitmap (bit 7) or unexpected writable descriptors.
   const need = Math.ceil(n / 8);
@@ -154,7 +170,7 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   const initialised = (flags & (FILL_NO_FILL | FILL_LIE)) === 0 ? filled : 0;
   if (initialised > 0 && fill !== null) countFill(ctx.counters, fill, initialised * PAGE_SIZE);
 
-  diagnoseOutOfRange(ctx, chain, queue, "inflate", outOfRange, firstBadIndex);
+  diagnoseOutOfRange(ctx, chain, queue, "inflate", outOfRange, firstBadIndex, pfns);
   if (already > 0) {
     ctx.diag.emit("inflate-already-inflated", `inflate request (head ${chain.head}): ${already} page(s) were already in the balloon`, { head: chain.head, alreadyInflated: already }, queue);
   }
@@ -201,6 +217,7 @@ export function handleDeflate(ctx: HandlerContext, chain: DescriptorChain, queue
   }
   const n = chain.readableBytes / 4;
   diagnoseCount(ctx, chain, queue, "deflate", n);
+  const pfns = copyPfns(ctx, chain.readable);
   let unmarked = 0, outOfRange = 0, firstBadIndex = -1, notInflated = 0;
   for (const { addr, count, index } of pfnChunks(chain)) {
     const r = ctx.hot.unmarkPfns(addr, count, ctx.tracker.ptr);
@@ -213,7 +230,7 @@ export function handleDeflate(ctx: HandlerContext, chain: DescriptorChain, queue
   ctx.tracker.count = Math.max(0, ctx.tracker.count - unmarked);
   const valid = n - outOfRange;
   ctx.counters.pagesDeflated += valid;
-  diagnoseOutOfRange(ctx, chain, queue, "deflate", outOfRange, firstBadIndex);
+  diagnoseOutOfRange(ctx, chain, queue, "deflate", outOfRange, firstBadIndex, pfns);
   if (notInflated > 0) {
     ctx.diag.emit("deflate-not-inflated", `deflate request (head ${chain.head}): ${notInflated} page(s) were never inflated (or already deflated)`, { head: chain.head, notInflated }, queue);
   }

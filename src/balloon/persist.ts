@@ -5,14 +5,20 @@
  * `stateFromJSON` turn the Uint8Array into base64 and back for a pure-JSON form.
  * Queue state is the transport's business (Virtqueue.saveState).
  *
- * A saved state is input too: `parseState` validates every field and throws a TypeError naming the first
- * bad one, so a corrupt snapshot cannot put the device in a state it could never reach.
+ * A saved state is input too: `parseState` validates every field and throws a StateError naming the first
+ * bad one, so a corrupt snapshot cannot put the device in a state it could never reach. The checks that
+ * need the transport's half (device live <=> transport live, held stats head < queue size) are in
+ * src/host/snapshot.ts, which restores both as one unit.
  */
+import { isObj, StateReader } from "../virtio/state.js";
 import { newCounters, type DeviceCounters } from "./context.js";
+import type { FaultState } from "./faults.js";
+import { describeFeatures, hasFeature, validateBalloonFeatures } from "./features.js";
 import type { HintingState, HintStatus } from "./hinting.js";
-import type { StatsSample, StatsState } from "./stats.js";
+import { STATS_INTERVAL_MAX_MS, STATS_INTERVAL_MIN_MS, statsIntervalInRange, type StatsSample, type StatsState } from "./stats.js";
 
-export const BALLOON_STATE_VERSION = 1;
+/** 2: fault-injection state saved. */
+export const BALLOON_STATE_VERSION = 2;
 
 export interface BalloonDeviceState {
   version: number;
@@ -27,6 +33,8 @@ export interface BalloonDeviceState {
   diagnostics: { total: number; byKind: Record<string, number> };
   /** One bit per guest page (LSB first): pages in the balloon. */
   inflatedBitmap: Uint8Array;
+  /** Fault-injection counters (dropUsedEvery) and arming (resetMidInflate). */
+  faults: FaultState;
 }
 
 export interface StateParts {
@@ -45,6 +53,7 @@ export interface StateParts {
   diagnosticsTotal: number;
   diagnosticsByKind: Record<string, number>;
   inflatedBitmap: Uint8Array;
+  faults: FaultState;
 }
 
 export function buildState(p: StateParts): BalloonDeviceState {
@@ -60,89 +69,105 @@ export function buildState(p: StateParts): BalloonDeviceState {
     counters: structuredClone(p.counters),
     diagnostics: { total: p.diagnosticsTotal, byKind: { ...p.diagnosticsByKind } },
     inflatedBitmap: p.inflatedBitmap.slice(),
+    faults: { resetArmed: p.faults.resetArmed, chainsSeen: { ...p.faults.chainsSeen } },
   };
-}
-
-function fail(field: string): never {
-  throw new TypeError(`balloon: bad saved state: ${field}`);
-}
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
-const isU32 = (x: unknown): x is number => typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffffffff;
-const isCount = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0;
-function big(x: unknown, field: string): bigint {
-  if (typeof x !== "string" || !/^\d{1,20}$/.test(x)) fail(field);
-  const v = BigInt(x);
-  if (v >= 1n << 64n) fail(field);
-  return v;
 }
 
 const HINT_STATUSES: readonly HintStatus[] = ["idle", "requested", "started", "driver-stopped", "stopped", "done"];
 
 export interface ParsedState extends StateParts {}
 
-/** Validate a saved state (from saveState, or its JSON form) for a device with `ramPages` pages. */
-export function parseState(raw: unknown, ramPages: number): ParsedState {
-  if (!isObj(raw)) fail("not an object");
-  if (raw.version !== BALLOON_STATE_VERSION) fail(`version ${String(raw.version)} (expected ${BALLOON_STATE_VERSION})`);
-  const offered = big(raw.offered, "offered");
-  const accepted = big(raw.accepted, "accepted");
-  const negotiated = big(raw.negotiated, "negotiated");
-  if (typeof raw.active !== "boolean") fail("active");
-  const c = raw.config;
-  if (!isObj(c)) fail("config");
-  for (const k of ["numPages", "actual", "actualShadow", "poisonVal", "poisonShadow"] as const) if (!isU32(c[k])) fail(`config.${k}`);
-  if ((c.numPages as number) > ramPages) fail("config.numPages (more than RAM)");
+/** What a saved device state is checked against: the device it is restored into. */
+export interface StateLimits {
+  ramPages: number;
+  offered: bigint;
+  /** The hugeNumPages fault lets num_pages exceed RAM (the device's own snapshot must restore). */
+  hugeNumPages: boolean;
+}
 
-  const h = raw.hinting;
-  if (!isObj(h)) fail("hinting");
-  if (!HINT_STATUSES.includes(h.status as HintStatus)) fail("hinting.status");
-  for (const k of ["cmdId", "configValue"] as const) if (!isU32(h[k])) fail(`hinting.${k}`);
-  for (const k of ["cycle", "cyclePages"] as const) if (!isCount(h[k])) fail(`hinting.${k}`);
+/**
+ * Validate a saved device state (from saveState, or its JSON form) for a device with these limits, without
+ * changing anything. Throws StateError naming the field under `path`. Version 1 states (before fault and
+ * early-notify state were saved) are read with those parts at their reset values.
+ */
+export function parseState(raw: unknown, limits: StateLimits, path = "device"): ParsedState {
+  const r: StateReader = StateReader.root(path, raw);
+  const version = r.int("version", 1, BALLOON_STATE_VERSION);
+  const offered = r.u64("offered");
+  if (offered !== limits.offered) {
+    r.fail("offered", `made with offered features ${describeFeatures(offered).join(",")}, this device offers ${describeFeatures(limits.offered).join(",")}`);
+  }
+  const accepted = r.u64("accepted");
+  if (accepted & ~offered) r.fail("accepted", `bits never offered: ${describeFeatures(accepted & ~offered).join(",")}`);
+  const active = r.bool("active");
+  const negotiated = r.u64("negotiated");
+  if (active) {
+    const refused = validateBalloonFeatures(negotiated, offered);
+    if (refused) r.fail("negotiated", refused);
+  } else if (negotiated !== 0n) {
+    r.fail("negotiated", "features in force on a device that is not live");
+  }
 
-  const s = raw.stats;
-  if (!isObj(s)) fail("stats");
-  if (!isCount(s.intervalSeconds)) fail("stats.intervalSeconds");
-  if (s.heldHead !== null && !(isU32(s.heldHead) && s.heldHead < 32768)) fail("stats.heldHead");
-  if (s.latest !== null && !(isObj(s.latest) && typeof s.latest.time === "number" && isObj(s.latest.values) && Array.isArray(s.latest.entries))) fail("stats.latest");
+  const c = r.obj("config");
+  const numPages = c.u32("numPages");
+  if (numPages > limits.ramPages && !limits.hugeNumPages) c.fail("numPages", `${numPages} pages, more than guest RAM (${limits.ramPages}); only the hugeNumPages fault shows that`);
 
-  const cnt = raw.counters;
-  if (!isObj(cnt)) fail("counters");
+  const h = r.obj("hinting");
+  const hinting: HintingState = {
+    status: h.oneOf("status", HINT_STATUSES), cmdId: h.u32("cmdId"), cycle: h.count("cycle"),
+    cyclePages: h.count("cyclePages"), configValue: h.u32("configValue"),
+  };
+  if (hinting.cmdId === 1) h.fail("cmdId", "1 is DONE, never a cycle's ID");
+  if (![0, 1, hinting.cmdId].includes(hinting.configValue)) h.fail("configValue", "neither STOP, DONE nor the current command ID");
+
+  const st: StateReader = r.obj("stats");
+  const intervalSeconds = st.raw.intervalSeconds;
+  if (typeof intervalSeconds !== "number" || !(intervalSeconds === 0 || statsIntervalInRange(intervalSeconds))) {
+    st.fail("intervalSeconds", `${String(intervalSeconds)}: 0 (off) or ${STATS_INTERVAL_MIN_MS} ms .. ${STATS_INTERVAL_MAX_MS} ms`);
+  }
+  const heldHead = st.raw.heldHead === null ? null : st.int("heldHead", 0, 32767);
+  if (heldHead !== null && !(active && hasFeature(negotiated, "STATS_VQ"))) st.fail("heldHead", "a stats buffer held without a live stats queue");
+  const latest = st.raw.latest;
+  if (latest !== null && !(isObj(latest) && typeof latest.time === "number" && isObj(latest.values) && Array.isArray(latest.entries))) st.fail("latest", "not a stats sample");
+
+  const cnt = r.obj("counters");
   const counters = newCounters();
   for (const k of Object.keys(counters) as (keyof DeviceCounters)[]) {
-    if (k === "requests") continue;
-    if (!isCount(cnt[k])) fail(`counters.${k}`);
-    (counters[k] as number) = cnt[k] as number;
+    if (k !== "requests") (counters[k] as number) = cnt.count(k);
   }
-  if (!isObj(cnt.requests)) fail("counters.requests");
-  for (const k of Object.keys(counters.requests) as (keyof DeviceCounters["requests"])[]) {
-    if (!isCount(cnt.requests[k])) fail(`counters.requests.${k}`);
-    counters.requests[k] = cnt.requests[k] as number;
-  }
+  const req = cnt.obj("requests");
+  for (const k of Object.keys(counters.requests) as (keyof DeviceCounters["requests"])[]) counters.requests[k] = req.count(k);
 
-  const d = raw.diagnostics;
-  if (!isObj(d) || !isCount(d.total) || !isObj(d.byKind)) fail("diagnostics");
+  const d = r.obj("diagnostics");
+  const diagnosticsTotal = d.count("total");
+  const kinds = d.obj("byKind");
   const byKind: Record<string, number> = {};
-  for (const [k, v] of Object.entries(d.byKind)) {
-    if (!isCount(v)) fail(`diagnostics.byKind.${k}`);
-    byKind[k] = v;
-  }
+  for (const k of Object.keys(kinds.raw)) byKind[k] = kinds.count(k);
 
-  const bm = raw.inflatedBitmap;
-  if (!(bm instanceof Uint8Array) || bm.length !== Math.ceil(ramPages / 8)) fail("inflatedBitmap (size does not match guest RAM)");
+  const bm = r.raw.inflatedBitmap;
+  const bytes = Math.ceil(limits.ramPages / 8);
+  if (!(bm instanceof Uint8Array)) r.fail("inflatedBitmap", "not a byte array");
+  if (bm.length !== bytes) r.fail("inflatedBitmap", `${bm.length} bytes, guest RAM needs ${bytes}`);
+  const tail = limits.ramPages % 8;
+  // Bits past the last page would be pages that can never be deflated.
+  if (tail !== 0 && bm[bytes - 1]! >> tail) r.fail("inflatedBitmap", `padding bits past page ${limits.ramPages} set`);
+
+  const f = version >= 2 ? r.obj("faults") : null;
+  const faults: FaultState = { resetArmed: f ? f.bool("resetArmed") : true, chainsSeen: {} };
+  if (f) {
+    const seen = f.obj("chainsSeen");
+    for (const k of Object.keys(seen.raw)) {
+      if (!/^(0|[1-9]\d?)$/.test(k)) seen.fail(k, "not a queue index");
+      faults.chainsSeen[Number(k)] = seen.count(k);
+    }
+  }
 
   return {
-    offered, accepted, negotiated, active: raw.active,
-    numPages: c.numPages as number, actualRaw: c.actual as number, actualShadow: c.actualShadow as number,
-    poisonVal: c.poisonVal as number, poisonShadow: c.poisonShadow as number,
-    hinting: {
-      status: h.status as HintStatus, cmdId: h.cmdId as number, cycle: h.cycle as number,
-      cyclePages: h.cyclePages as number, configValue: h.configValue as number,
-    },
-    stats: { intervalSeconds: s.intervalSeconds, heldHead: s.heldHead as number | null, latest: s.latest as StatsSample | null },
-    counters,
-    diagnosticsTotal: d.total,
-    diagnosticsByKind: byKind,
-    inflatedBitmap: bm,
+    offered, accepted, negotiated, active,
+    numPages, actualRaw: c.u32("actual"), actualShadow: c.u32("actualShadow"), poisonVal: c.u32("poisonVal"), poisonShadow: c.u32("poisonShadow"),
+    hinting,
+    stats: { intervalSeconds, heldHead, latest: latest as StatsSample | null },
+    counters, diagnosticsTotal, diagnosticsByKind: byKind, inflatedBitmap: bm, faults,
   };
 }
 

@@ -11,11 +11,13 @@
  *    bytes were initialised. The driver counts the used length from the start of the chain, so it is the
  *    length of the PREFIX of ranges that were filled in full (all of them, normally; 0 if poison_val is not
  *    a repeated byte). Only the ranges' own bytes are ever written, even when not page-aligned.
- * Readable descriptors in a report are ignored (`unexpected-readable`).
+ * Readable descriptors in a report are ignored (`unexpected-readable`); overlapping ranges refuse the whole
+ * chain (`ranges-overlap`, see ranges.ts), so the used length never exceeds guest RAM.
  */
 import type { DescriptorChain } from "../virtio/chain.js";
 import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
+import { checkRanges } from "./ranges.js";
 
 export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
   ctx.counters.requests.report++;
@@ -31,10 +33,11 @@ export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue:
     ctx.events.emit("report", { time: ctx.clock.now(), queue, ranges: 0, pages: 0, bytes: 0, filledBytes: 0, usedLen: 0 });
     return 0;
   }
-  const unaligned = chain.writable.filter((s) => s.addr % PAGE_SIZE !== 0 || s.len % PAGE_SIZE !== 0);
-  if (unaligned.length > 0) {
-    ctx.diag.emit("range-not-page-aligned", `report (head ${chain.head}): ${unaligned.length} range(s) not made of whole 4 KiB pages (first 0x${unaligned[0]!.addr.toString(16)}+0x${unaligned[0]!.len.toString(16)}); only their own bytes are touched`, { head: chain.head, ranges: unaligned.map((s) => [s.addr, s.len]) }, queue);
+  if (!checkRanges(ctx, chain, queue, "report")) {
+    ctx.events.emit("report", { time: ctx.clock.now(), queue, ranges: chain.writable.length, pages: 0, bytes: chain.writableBytes, filledBytes: 0, usedLen: 0 });
+    return 0;
   }
+  ctx.work.units += Math.ceil(chain.writableBytes / PAGE_SIZE);
 
   const fill = ctx.fillByte();
   // Whether we write at all: bit 6 forces it; PAGE_POISON allows only poison; otherwise our choice.

@@ -19,6 +19,14 @@ export const STATS_TAGS = [
 export type StatName = (typeof STATS_TAGS)[number];
 
 export const STATS_ENTRY_BYTES = 10;
+/** Polling interval bounds: a timer needs >= 1 ms, and JS timers fire at once past 2^31-1 ms. */
+export const STATS_INTERVAL_MIN_MS = 1;
+export const STATS_INTERVAL_MAX_MS = 2 ** 31 - 1;
+
+/** A positive interval (seconds) a polling timer can honour. */
+export function statsIntervalInRange(seconds: number): boolean {
+  return Number.isFinite(seconds) && seconds * 1000 >= STATS_INTERVAL_MIN_MS && seconds * 1000 <= STATS_INTERVAL_MAX_MS;
+}
 /** More than every known tag several times over; longer buffers are parsed up to this. */
 export const STATS_MAX_BYTES = 4096;
 
@@ -100,9 +108,22 @@ export class Stats {
     return this.heldHead !== null;
   }
 
-  /** Polling interval in seconds (0 = off). Takes effect at once. */
+  /**
+   * Polling interval in seconds (0 = off). Takes effect at once. Outside 1 ms .. 2^31-1 ms it is clamped
+   * into that range; NaN or negative is refused (the interval stays); both with a host diagnostic.
+   */
   setInterval(seconds: number): void {
-    const s = Number.isFinite(seconds) && seconds > 0 ? seconds : 0;
+    let s = seconds;
+    if (s !== 0 && !statsIntervalInRange(s)) {
+      const ok = typeof s === "number" && s > 0;
+      const clamped = ok ? Math.min(STATS_INTERVAL_MAX_MS, Math.max(STATS_INTERVAL_MIN_MS, s * 1000)) / 1000 : this.intervalS;
+      this.ctx.diag.emit("stats-interval-out-of-range", `stats interval ${String(seconds)} s is not 0 (off) or within ${STATS_INTERVAL_MIN_MS} ms .. ${STATS_INTERVAL_MAX_MS} ms; ${ok ? `clamped to ${clamped} s` : "refused, unchanged"}`, { requested: String(seconds), set: clamped });
+      s = clamped;
+    }
+    this.applyInterval(s);
+  }
+
+  private applyInterval(s: number): void {
     if (this.timer !== null) this.ctx.clock.clearInterval(this.timer);
     this.timer = null;
     this.intervalS = s;
@@ -188,9 +209,10 @@ export class Stats {
     return { intervalSeconds: this.intervalS, heldHead: this.heldHead, latest: this.latestSample };
   }
 
+  /** Commit a state checked by persist.ts parseState. */
   restore(s: StatsState): void {
-    this.heldHead = typeof s.heldHead === "number" && Number.isInteger(s.heldHead) && s.heldHead >= 0 ? s.heldHead : null;
-    this.latestSample = s.latest ?? null;
-    this.setInterval(typeof s.intervalSeconds === "number" ? s.intervalSeconds : 0);
+    this.heldHead = s.heldHead;
+    this.latestSample = s.latest;
+    this.applyInterval(s.intervalSeconds);
   }
 }

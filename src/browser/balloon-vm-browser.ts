@@ -1,7 +1,7 @@
 /** Browser: fetch the images and boot the guest with our balloon plugged in. */
 import { startVM, type VM, type VMOptions } from "../vm.js";
 import { attachBalloon, type AttachedBalloon, type AttachOptions } from "../host/attach.js";
-import { fetchGuestImages, v86WasmUrl, type ImageUrls, type LoadProgress } from "./vm-browser.js";
+import { compileShared, fetchGuestImages, v86WasmUrl, type ImageUrls, type LoadProgress } from "./vm-browser.js";
 
 export interface BrowserBalloonVMOptions extends VMOptions {
   balloon?: AttachOptions;
@@ -16,9 +16,9 @@ export interface BrowserBalloonVM extends AttachedBalloon {
 }
 
 export async function startBrowserBalloonVM(opts: BrowserBalloonVMOptions = {}): Promise<BrowserBalloonVM> {
-  const images = await fetchGuestImages(opts.images, opts.onProgress);
+  const images = await fetchGuestImages(opts.images, opts.onProgress, { boot: !opts.initialState });
   let attached: AttachedBalloon | undefined;
-  const vm = await startVM(images, v86WasmUrl, {
+  const vm = await startVM(images, () => compileShared(v86WasmUrl()), {
     ...opts,
     onReady: async (emulator) => {
       attached = await attachBalloon(emulator, opts.balloon);

@@ -1,6 +1,6 @@
 /** Balloon controls: target slider + input, inflate / deflate steps, hinting cycle, stats interval, counters. */
 import type { BalloonLike } from "../embed/balloon-types.js";
-import { FEATURES } from "../embed/features.js";
+import { FEATURES } from "../vocabulary.js";
 import { $, fmtBytes, h, mibToPages, pagesToMiB } from "./dom.js";
 
 export interface Controls {

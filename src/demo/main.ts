@@ -2,9 +2,9 @@
 import "./demo.css";
 import type { BalloonLike } from "../embed/balloon-types.js";
 import { bootGuest } from "../embed/boot.js";
-import type { FeatureName } from "../embed/features.js";
-import { DEFAULT_IMAGE_BASE, v86WasmUrl } from "../browser/vm-browser.js";
-import { IMAGE_FILES, type GuestManifest } from "../guest-manifest.js";
+import type { FeatureName } from "../vocabulary.js";
+import { fetchManifest, v86WasmUrl } from "../browser/vm-browser.js";
+import { IMAGE_FILES } from "../guest-manifest.js";
 import type { FloorOption } from "../host/floor.js";
 import type { VM } from "../vm.js";
 import { Charts } from "./charts.js";
@@ -122,10 +122,10 @@ let imageBytes = 0;
 /** What a boot downloads: the images by the manifest, the emulator by its Content-Length. */
 async function statedDownload(): Promise<void> {
   try {
-    const manifest = (await (await fetch(DEFAULT_IMAGE_BASE + "manifest.json")).json()) as GuestManifest;
+    const manifest = await fetchManifest();
     const images = Object.values(IMAGE_FILES).reduce((n, f) => n + (manifest.outputs[f]?.size ?? 0), 0);
     imageBytes = images;
-    const head = await fetch(v86WasmUrl, { method: "HEAD" });
+    const head = await fetch(v86WasmUrl(), { method: "HEAD" });
     const wasm = Number(head.headers.get("content-length") ?? 0);
     demo.statedDownloadBytes = images + wasm;
     $("setup-size").textContent =

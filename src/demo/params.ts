@@ -3,8 +3,7 @@
  * Problems come back as text for the page: `warnings` (ignored input, the page goes on) and `errors`
  * (input refused: the page does not boot with it, `?autoboot` shows them instead of booting).
  */
-import { MAX_MEMORY_MIB, MIN_MEMORY_MIB } from "../embed/boot.js";
-import { DEFAULT_FEATURES, FEATURES, type FeatureName } from "../embed/features.js";
+import { DEFAULT_FEATURES, FEATURES, findFeature, MAX_MEMORY_MIB, MIN_MEMORY_MIB, type FeatureName } from "../vocabulary.js";
 import { parseFloor, type FloorOption } from "../host/floor.js";
 
 export interface DemoParams {
@@ -20,13 +19,13 @@ export interface DemoParams {
 
 export const PARAMS = ["memory", "features", "floor", "autoboot"] as const;
 
-/** One feature word: a name, a spec name (with or without VIRTIO_BALLOON_F_), a bit number, or all / default / none. */
+/** One feature word as the vocabulary spells it, or all / default / none; null when unknown. */
 function featureWord(word: string): readonly FeatureName[] | null {
-  const w = word.toLowerCase().replace(/^virtio_balloon_f_/, "");
+  const w = word.toLowerCase();
   if (w === "all") return FEATURES.map((f) => f.name);
   if (w === "default") return DEFAULT_FEATURES;
   if (w === "none") return [];
-  const f = FEATURES.find((x) => x.name === w || x.spec.toLowerCase() === w || String(x.bit) === w);
+  const f = findFeature(word);
   return f ? [f.name] : null;
 }
 

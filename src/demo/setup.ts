@@ -1,6 +1,6 @@
 /** Before boot: RAM size and feature checkboxes; while loading: the boot steps; on failure: the error panel. */
 import { LoadError } from "../embed/boot.js";
-import { DEFAULT_FEATURES, FEATURES, type FeatureName } from "../embed/features.js";
+import { DEFAULT_FEATURES, FEATURES, type FeatureName } from "../vocabulary.js";
 import { $, h } from "./dom.js";
 import type { DemoParams } from "./params.js";
 

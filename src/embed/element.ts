@@ -1,23 +1,28 @@
 /**
  * `<v86-balloon-vm>`: a Linux guest with the balloon device, in a terminal, from plain HTML.
  *
- *   <v86-balloon-vm memory="128" features="stats,reporting" autostart compact
- *                   commands="uname -a; free"></v86-balloon-vm>
+ *   <v86-balloon-vm state="guest.state" lazy commands="free -m"></v86-balloon-vm>
+ *   <v86-balloon-vm memory="128" features="stats,reporting" autostart compact></v86-balloon-vm>
  *
- * Attributes (read when the element is connected):
- *   memory         guest RAM in MiB (default 128)
- *   features       balloon features offered, comma-separated (default: all but poison)
- *   autostart      boot at once; without it the element shows a Boot button
+ * Attributes (read when the element is connected; the names are ELEMENT_ATTRIBUTES in src/vocabulary.ts):
+ *   memory         guest RAM in MiB (default 128; with `state`, the state's)
+ *   features       balloon features offered, comma-separated (default: DEFAULT_FEATURES in src/vocabulary.ts)
+ *   state          URL of a saved state (`npx v86-balloon snapshot`): restored instead of booting
+ *   autostart      boot at once; without it (and without `lazy`) the element shows a Boot button
+ *   lazy           boot or restore when scrolled into view
  *   compact        terminal only (no status bar)
+ *   theme          light, dark or auto (default: the reader's prefers-color-scheme)
  *   commands       typed into the shell once it is up; newlines separate lines
  *   images         directory with manifest.json, bios.bin, vgabios.bin, bzImage, initramfs.cpio
  *   kernel, initrd URLs of single images (override those in `images`)
  *   cmdline-extra  appended to the kernel command line
  *   font-size      terminal font size in px
- * Events: "v86-ready" (detail: the MountedVM), "v86-error" (detail: the Error).
+ * Styling: the `--v86b-*` custom properties (see mount.ts), e.g. `v86-balloon-vm { --v86b-bg: #000; height: 20em }`.
+ * Events: "v86-ready" (detail: the MountedVM), "v86-error" (detail: the Error) — ELEMENT_EVENTS.
+ * Removing the element stops its VM and frees its memory.
  */
+import { ELEMENT_EVENTS, type ElementAttribute } from "../vocabulary.js";
 import { mount, type MountedVM, type MountOptions } from "./mount.js";
-import { injectStyle } from "./terminal.js";
 
 export class V86BalloonVMElement extends HTMLElement {
   static readonly observedAttributes = [];
@@ -68,38 +73,41 @@ export class V86BalloonVMElement extends HTMLElement {
   }
 
   options(): MountOptions {
-    const attr = (n: string) => this.getAttribute(n) ?? undefined;
+    const attr = (n: ElementAttribute) => this.getAttribute(n) ?? undefined;
+    const has = (n: ElementAttribute) => this.hasAttribute(n);
+    const url = (n: ElementAttribute) => (attr(n) ? new URL(attr(n)!, document.baseURI).href : undefined);
+    const num = (n: ElementAttribute) => (attr(n) ? Number(attr(n)) : undefined);
     const images: MountOptions["images"] = {};
-    if (attr("images")) images.base = new URL(attr("images")!, document.baseURI).href;
-    if (attr("kernel")) images.kernel = new URL(attr("kernel")!, document.baseURI).href;
-    if (attr("initrd")) images.initrd = new URL(attr("initrd")!, document.baseURI).href;
+    if (attr("images")) images.base = url("images");
+    if (attr("kernel")) images.kernel = url("kernel");
+    if (attr("initrd")) images.initrd = url("initrd");
+    const theme = attr("theme");
     return {
-      memory: attr("memory") ? Number(attr("memory")) : undefined,
+      memory: num("memory"),
       features: attr("features"),
-      autostart: this.hasAttribute("autostart"),
-      compact: this.hasAttribute("compact"),
+      state: url("state"),
+      autostart: has("autostart") || has("lazy"),
+      lazy: has("lazy"),
+      compact: has("compact"),
+      theme: theme === "light" || theme === "dark" ? theme : "auto",
       commands: attr("commands"),
       images,
       cmdlineExtra: attr("cmdline-extra"),
-      fontSize: attr("font-size") ? Number(attr("font-size")) : undefined,
+      fontSize: num("font-size"),
       onReady: (m) => {
         this.resolveReady(m);
-        this.dispatchEvent(new CustomEvent("v86-ready", { detail: m }));
+        this.dispatchEvent(new CustomEvent(ELEMENT_EVENTS.ready, { detail: m }));
       },
       onError: (e) => {
         this.rejectReady(e);
         this.resetReady();
-        this.dispatchEvent(new CustomEvent("v86-error", { detail: e }));
+        this.dispatchEvent(new CustomEvent(ELEMENT_EVENTS.error, { detail: e }));
       },
     };
   }
 
   connectedCallback(): void {
     if (this.mounted) return;
-    injectStyle(
-      "v86-balloon-vm-host-css",
-      "v86-balloon-vm{display:block;height:360px}v86-balloon-vm>.v86b{height:100%;box-sizing:border-box}",
-    );
     try {
       this.mounted = mount(this, this.options());
     } catch (e) {

@@ -5,9 +5,9 @@
 import { defineElement } from "./element.js";
 
 export { defineElement, V86BalloonVMElement } from "./element.js";
-export { mount, defaultImageBase, type MountOptions, type MountedVM } from "./mount.js";
-export { bootGuest, checkWebAssembly, hasBalloon, LoadError, MIN_MEMORY_MIB, MAX_MEMORY_MIB, type BootOptions, type Booted } from "./boot.js";
-export { FEATURES, DEFAULT_FEATURES, parseFeatures, featureMask, type FeatureName, type FeatureInfo } from "./features.js";
+export { mount, type MountOptions, type MountedVM } from "./mount.js";
+export { bootGuest, checkWebAssembly, hasBalloon, LoadError, type BootOptions, type Booted } from "./boot.js";
+export * from "../vocabulary.js";
 export { SerialTerminal } from "./terminal.js";
 export type { BalloonLike, BalloonStatsLike } from "./balloon-types.js";
 

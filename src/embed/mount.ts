@@ -1,25 +1,35 @@
-/** `mount(element, options)`: a terminal on a booted guest inside any element. */
-import { DEFAULT_IMAGE_BASE } from "../browser/vm-browser.js";
+/**
+ * `mount(element, options)`: a terminal on a booted (or restored) guest inside any element, built to sit
+ * on a documentation page: its own shadow root (no styles in or out), themed by CSS custom properties
+ * (light / dark / the reader's prefers-color-scheme), `lazy` start when scrolled into view, paused while
+ * off screen, never stealing focus, and `destroy()` frees the emulator.
+ */
 import type { VM } from "../vm.js";
-import type { BalloonLike } from "./balloon-types.js";
-import { bootGuest, LoadError, type ImageUrls } from "./boot.js";
-import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "./features.js";
-import { injectStyle, SerialTerminal } from "./terminal.js";
+import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "../vocabulary.js";
 import type { FloorOption } from "../host/floor.js";
+import type { BalloonLike } from "./balloon-types.js";
+import { bootGuest, errorTitle, type ImageUrls, type StateSource } from "./boot.js";
+import { adoptStyle, SerialTerminal } from "./terminal.js";
 
 export interface MountOptions {
-  /** Guest RAM in MiB (default 128). */
+  /** Guest RAM in MiB (default 128; with `state`, the state's). */
   memory?: number;
-  /** Balloon features offered: names (`"stats"`, ...) or one comma-separated string. */
+  /** Balloon features offered: names (`"stats"`, ...) or one comma-separated string (with `state`: the state's). */
   features?: readonly FeatureName[] | string;
-  /** Where the guest images are: `base` directory and/or single `kernel`/`initrd` URLs. */
+  /** Where the guest images are: `base` directory and/or single files. Default: the package's own. */
   images?: ImageUrls;
+  /** Restore this state (`npx v86-balloon snapshot`) instead of booting: its URL, bytes or a File. */
+  state?: StateSource;
   /** Typed into the shell once it is up (e.g. `"uname -a; free"`); newlines separate lines. */
   commands?: string;
   /** Terminal only: no status bar or balloon controls. */
   compact?: boolean;
-  /** Boot now (default) or show a Boot button. */
+  /** Boot at once (default), or show a Boot button. */
   autostart?: boolean;
+  /** Boot (or restore) only once the element is scrolled into view. */
+  lazy?: boolean;
+  /** "light", "dark" or "auto" (default: the reader's prefers-color-scheme). */
+  theme?: "light" | "dark" | "auto";
   /** Extra kernel command line. */
   cmdlineExtra?: string;
   /** Memory the balloon always leaves to the guest: "auto" (default), "off" or bytes (src/host/floor.ts). */
@@ -33,41 +43,51 @@ export interface MountOptions {
 }
 
 export interface MountedVM {
+  /** The element the VM's shadow root is attached to. */
   readonly element: HTMLElement;
   readonly terminal: SerialTerminal;
   /** Set once booted. */
   vm: VM | null;
   balloon: BalloonLike | null;
-  /** Resolves when the prompt is up (boots if not autostarted and not yet booted). */
+  /** True while the emulator is stopped because the element is off screen. */
+  readonly paused: boolean;
+  /** Resolves when the prompt is up (boots if not yet started). */
   boot(): Promise<MountedVM>;
   /** The terminal's visible text (scrollback included). */
   text(): string;
+  /** Stops the VM (also mid-boot), frees its emulator and removes what mount() added. */
   destroy(): Promise<void>;
 }
 
+/** Theme: every colour is a custom property the page may set on the element (`--v86b-bg: ...`). */
 const CSS = `
-.v86b { display:flex; flex-direction:column; font:13px/1.4 system-ui,sans-serif; background:#0f1419; color:#d8dee9;
-  border:1px solid #2b3542; border-radius:6px; overflow:hidden; min-height:200px; }
-.v86b-bar { display:flex; align-items:center; gap:.6em; padding:4px 8px; background:#18202a; border-bottom:1px solid #2b3542; flex-wrap:wrap; }
-.v86b-bar .v86b-status { flex:1; min-width:10em; color:#9fb0c3; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
-.v86b-bar input[type=number] { width:5em; }
-.v86b-bar button, .v86b-bar input { font:inherit; background:#232d3a; color:inherit; border:1px solid #3a4757; border-radius:4px; padding:1px 6px; }
-.v86b-term { flex:1; min-height:0; padding:4px; position:relative; }
-.v86b-overlay { position:absolute; inset:0; display:flex; align-items:center; justify-content:center; flex-direction:column; gap:.5em; background:#0f1419e0; z-index:5; text-align:center; padding:1em; }
+:host { display:block; contain:content;
+  --v86b-bg:#0f1419; --v86b-fg:#d8dee9; --v86b-bar-bg:#18202a; --v86b-border:#2b3542; --v86b-muted:#9fb0c3;
+  --v86b-accent:#5fa8ff; --v86b-button-bg:#2f6fd0; --v86b-button-fg:#fff; --v86b-error:#ff8a80;
+  --v86b-cursor:#ffcc66; --v86b-selection:#3b4b5c; --v86b-radius:6px;
+  --v86b-font:13px/1.4 system-ui,sans-serif; --v86b-mono:ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace; }
+:host(v86-balloon-vm) { height:360px; }
+:host([hidden]) { display:none; }
+@media (prefers-color-scheme: light) { :host(:not([data-v86b-theme=dark])) { LIGHT } }
+:host([data-v86b-theme=light]) { LIGHT }
+.v86b { display:flex; flex-direction:column; height:100%; box-sizing:border-box; font:var(--v86b-font); background:var(--v86b-bg);
+  color:var(--v86b-fg); border:1px solid var(--v86b-border); border-radius:var(--v86b-radius); overflow:hidden; min-height:120px; }
+.v86b-bar { display:flex; align-items:center; gap:.6em; padding:4px 8px; background:var(--v86b-bar-bg); border-bottom:1px solid var(--v86b-border); flex-wrap:wrap; }
+.v86b-status { flex:1; min-width:10em; color:var(--v86b-muted); white-space:nowrap; overflow:hidden; text-overflow:ellipsis; }
+.v86b-bar input { width:5em; font:inherit; background:transparent; color:inherit; border:1px solid var(--v86b-border); border-radius:4px; padding:1px 6px; }
+.v86b-term { flex:1; min-height:0; padding:4px; position:relative; background:var(--v86b-bg); }
+.v86b-overlay { position:absolute; inset:0; display:flex; align-items:center; justify-content:center; flex-direction:column; gap:.5em;
+  background:color-mix(in srgb, var(--v86b-bg) 88%, transparent); z-index:5; text-align:center; padding:1em; }
 .v86b-overlay[hidden] { display:none; }
-.v86b-overlay button { font:inherit; font-size:15px; padding:.4em 1.2em; background:#2f6fd0; color:white; border:0; border-radius:5px; cursor:pointer; }
-.v86b-progress { width:60%; max-width:300px; height:6px; background:#2b3542; border-radius:3px; overflow:hidden; }
-.v86b-progress > div { height:100%; width:0; background:#5fa8ff; transition:width .15s; }
-.v86b-error { color:#ff8a80; white-space:pre-wrap; font-family:ui-monospace,monospace; font-size:12px; max-height:100%; overflow:auto; text-align:left; }
+.v86b-overlay button { font:inherit; font-size:15px; padding:.4em 1.2em; background:var(--v86b-button-bg); color:var(--v86b-button-fg); border:0; border-radius:5px; cursor:pointer; }
+.v86b-progress { width:60%; max-width:300px; height:6px; background:var(--v86b-border); border-radius:3px; overflow:hidden; }
+.v86b-progress > div { height:100%; width:0; background:var(--v86b-accent); transition:width .15s; }
+.v86b-error { color:var(--v86b-error); white-space:pre-wrap; font-family:var(--v86b-mono); font-size:12px; max-height:100%; overflow:auto; text-align:left; }
 .v86b.compact .v86b-bar { display:none; }
-`;
-
-/** Where the committed guest images are relative to this module: the site root's `guest/`. */
-export function defaultImageBase(): string {
-  if (import.meta.env.DEV) return DEFAULT_IMAGE_BASE;
-  const rel = "../guest/"; // a variable keeps the bundler from treating it as an asset
-  return new URL(rel, import.meta.url).href;
-}
+`.replace(
+  /LIGHT/g,
+  "--v86b-bg:#fbfbfd; --v86b-fg:#1d2430; --v86b-bar-bg:#eef1f5; --v86b-border:#cfd6df; --v86b-muted:#5b6777; --v86b-accent:#2f6fd0; --v86b-error:#b3261e; --v86b-cursor:#2f6fd0; --v86b-selection:#c8d7ee;",
+);
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -76,8 +96,29 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: 
   return e;
 }
 
+/** The element's shadow root, or one on a child when the element cannot have one (e.g. a <p>). */
+function shadowFor(element: HTMLElement): { host: HTMLElement; root: ShadowRoot } {
+  if (element.shadowRoot) return { host: element, root: element.shadowRoot };
+  try {
+    return { host: element, root: element.attachShadow({ mode: "open" }) };
+  } catch {
+    const host = element.appendChild(el("div"));
+    host.style.height = "100%";
+    return { host, root: host.attachShadow({ mode: "open" }) };
+  }
+}
+
+/** Whether any part of `e` is in the viewport (layout, not IntersectionObserver: for the first decision). */
+function onScreen(e: Element): boolean {
+  const r = e.getBoundingClientRect();
+  return r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth && r.width > 0;
+}
+
 export function mount(element: HTMLElement, options: MountOptions = {}): MountedVM {
-  injectStyle("v86-balloon-embed-css", CSS);
+  const { host, root: shadow } = shadowFor(element);
+  shadow.replaceChildren();
+  adoptStyle(shadow, CSS);
+  if (options.theme && options.theme !== "auto") host.dataset.v86bTheme = options.theme;
   const root = el("div", "v86b" + (options.compact ? " compact" : ""));
   const bar = el("div", "v86b-bar");
   const status = el("span", "v86b-status", "not started");
@@ -95,63 +136,104 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
   const overlay = el("div", "v86b-overlay");
   termBox.append(overlay);
   root.append(bar, termBox);
-  element.append(root);
+  shadow.append(root);
 
   let vmRef: VM | null = null;
   const terminal = new SerialTerminal(termBox, {
     fontSize: options.fontSize,
+    styleRoot: shadow,
+    themeFrom: host,
     onInput: (data) => vmRef?.send(data),
   });
-  const memory = options.memory ?? 128;
   const features =
-    typeof options.features === "string" ? parseFeatures(options.features) : (options.features ?? DEFAULT_FEATURES);
+    typeof options.features === "string" ? parseFeatures(options.features) : options.features ?? (options.state ? undefined : DEFAULT_FEATURES);
   let booting: Promise<MountedVM> | null = null;
   let statusTimer: ReturnType<typeof setInterval> | null = null;
+  let visible = true;
+  let paused = false;
+  let abort: AbortController | null = null;
+  let destroyed = false;
 
   const showOverlay = (...children: (Node | string)[]) => {
     overlay.replaceChildren(...children);
     overlay.hidden = false;
   };
 
+  // Off screen: stop the emulator (no CPU for a VM nobody sees); back on screen: run it again.
+  const setVisible = (v: boolean) => {
+    visible = v;
+    const vm = handle.vm;
+    if (!vm) return;
+    if (!v && !paused) {
+      paused = true;
+      void vm.pause();
+    } else if (v && paused) {
+      paused = false;
+      void vm.resume();
+    }
+  };
+  const observer =
+    typeof IntersectionObserver === "undefined"
+      ? null
+      : new IntersectionObserver((entries) => {
+          const v = entries.some((e) => e.isIntersecting);
+          if (v && options.lazy && !booting && options.autostart !== false) void handle.boot().catch(() => {});
+          setVisible(v);
+        });
+  observer?.observe(host);
+
   const handle: MountedVM = {
-    element: root,
+    element: host,
     terminal,
     vm: null,
     balloon: null,
+    get paused() {
+      return paused;
+    },
     boot: () => (booting ??= doBoot()),
     text: () => terminal.text(),
     destroy: async () => {
+      if (destroyed) return;
+      destroyed = true;
+      observer?.disconnect();
+      abort?.abort(new Error("the element was removed"));
       if (statusTimer) clearInterval(statusTimer);
       const vm = handle.vm;
       handle.vm = vmRef = null;
+      handle.balloon = null;
       terminal.dispose();
-      root.remove();
+      shadow.replaceChildren();
+      if (host !== element) host.remove();
+      delete host.dataset.v86bTheme;
       await vm?.destroy();
     },
   };
 
   async function doBoot(): Promise<MountedVM> {
-    const bar = el("div", "v86b-progress");
+    const progress = el("div", "v86b-progress");
     const fill = el("div");
-    bar.append(fill);
-    const label = el("div", undefined, "loading guest images…");
-    showOverlay(label, bar);
-    status.textContent = `loading (${memory} MiB guest)`;
+    progress.append(fill);
+    const label = el("div", undefined, options.state ? "loading saved state…" : "loading guest images…");
+    showOverlay(label, progress);
+    status.textContent = options.state ? "restoring" : `loading (${options.memory ?? 128} MiB guest)`;
     let sawSerial = false;
+    abort = new AbortController();
     try {
-      const { vm, balloon } = await bootGuest({
-        memoryMiB: memory,
+      const { vm, balloon, memoryMiB: mem } = await bootGuest({
+        memoryMiB: options.memory,
         features,
         floor: options.floor,
-        images: { base: defaultImageBase(), ...options.images },
+        state: options.state,
+        images: options.images,
         cmdlineExtra: options.cmdlineExtra,
         bootTimeoutMs: options.bootTimeoutMs,
+        signal: abort.signal,
         onProgress: (l, t) => {
           fill.style.width = `${t ? Math.min(100, (100 * l) / t) : 0}%`;
-          label.textContent = `loading guest images… ${(l / 1048576).toFixed(1)} MiB`;
+          label.textContent = `${options.state ? "loading saved state" : "loading guest images"}… ${(l / 1048576).toFixed(1)} MiB`;
         },
         onSerial: (text) => {
-          if (!sawSerial) {
+          if (!sawSerial && !options.state) {
             sawSerial = true;
             overlay.hidden = true;
             status.textContent = "booting Linux…";
@@ -159,42 +241,40 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
           terminal.writeSerial(text);
         },
       });
+      abort = null;
       overlay.hidden = true;
       handle.vm = vmRef = vm;
       handle.balloon = balloon;
-      status.textContent = `${memory} MiB guest ready`;
-      if (balloon) {
-        targetLabel.hidden = false;
-        target.max = String(memory);
-        target.addEventListener("change", () => {
-          const mib = Math.max(0, Math.min(memory, Number(target.value) || 0));
-          balloon.setTarget((mib * 1048576) / 4096);
-        });
-        statusTimer = setInterval(() => {
-          const mib = (p: number) => ((p * 4096) / 1048576).toFixed(0);
-          status.textContent = `${memory} MiB guest · balloon ${mib(balloon.actual)}/${mib(balloon.target)} MiB`;
-        }, 500);
-      }
-      terminal.term.focus();
+      status.textContent = `${mem} MiB guest ready`;
+      targetLabel.hidden = false;
+      target.max = String(mem);
+      target.addEventListener("change", () => {
+        const mib = Math.max(0, Math.min(mem, Number(target.value) || 0));
+        balloon.setTarget((mib * 1048576) / 4096);
+      });
+      statusTimer = setInterval(() => {
+        const mib = (p: number) => ((p * 4096) / 1048576).toFixed(0);
+        status.textContent = `${mem} MiB guest · balloon ${mib(balloon.actual)}/${mib(balloon.target)} MiB${paused ? " · paused" : ""}`;
+      }, 500);
+      // Focus only a VM the reader can see, and only when nothing else on the page has focus.
+      const active = document.activeElement;
+      if (onScreen(host) && (!active || active === document.body)) terminal.term.focus();
       if (options.commands) {
         for (const line of options.commands.split(/\n/)) if (line.trim()) vm.send(line.trim() + "\n");
       }
+      if (!visible) setVisible(false);
       options.onReady?.(handle);
       return handle;
     } catch (e) {
+      abort = null;
       const err = e instanceof Error ? e : new Error(String(e));
-      const title =
-        e instanceof LoadError && e.kind === "webassembly"
-          ? "WebAssembly is not available"
-          : e instanceof LoadError && e.kind === "file"
-            ? "A guest file could not be loaded"
-            : "The guest did not boot";
+      if (destroyed) throw err;
       const retry = el("button", undefined, "Retry");
       retry.addEventListener("click", () => {
         booting = null;
-        void handle.boot();
+        void handle.boot().catch(() => {});
       });
-      showOverlay(el("strong", undefined, title), el("div", "v86b-error", err.message), retry);
+      showOverlay(el("strong", undefined, errorTitle(e)), el("div", "v86b-error", err.message), retry);
       status.textContent = "error";
       options.onError?.(err);
       throw err;
@@ -202,9 +282,11 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
   }
 
   if (options.autostart === false) {
-    const btn = el("button", undefined, `Boot Linux (${memory} MiB)`);
+    const btn = el("button", undefined, options.state ? "Start Linux" : `Boot Linux (${options.memory ?? 128} MiB)`);
     btn.addEventListener("click", () => void handle.boot().catch(() => {}));
     showOverlay(btn);
+  } else if (options.lazy && observer) {
+    showOverlay(el("div", undefined, "starts when scrolled into view"));
   } else {
     void handle.boot().catch(() => {});
   }

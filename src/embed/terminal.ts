@@ -12,10 +12,48 @@ export function injectStyle(id: string, css: string): void {
   document.head.append(style);
 }
 
+const sheets = new Map<string, CSSStyleSheet>();
+
+/** Adds `css` to a shadow root; one constructed sheet per text is shared by every root on the page. */
+export function adoptStyle(root: ShadowRoot, css: string): void {
+  let sheet = sheets.get(css);
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    sheets.set(css, sheet);
+  }
+  if (!root.adoptedStyleSheets.includes(sheet)) root.adoptedStyleSheets = [...root.adoptedStyleSheets, sheet];
+}
+
+/**
+ * Replies xterm.js sends on the guest's behalf (cursor position reports `ESC[row;colR`, device
+ * attributes `ESC[?...c`). A shell asks for the cursor position at each prompt; a reply arriving after
+ * typed `commands` would be read as input and echoed as `^[[23;5R`. Nothing here needs them.
+ */
+const TERMINAL_REPLY = /\x1b\[\??[\d;]*[Rc]/g;
+
 export interface SerialTerminalOptions {
   fontSize?: number;
   /** Keys typed / text pasted by the user. */
   onInput?: (data: string) => void;
+  /** Where xterm's CSS goes: a shadow root (isolated), else the document. */
+  styleRoot?: ShadowRoot;
+  /** Element whose `--v86b-*` custom properties give the terminal's colours (re-read on theme changes). */
+  themeFrom?: HTMLElement;
+}
+
+/** xterm's colours from the `--v86b-*` custom properties on `from`. */
+function themeOf(from: HTMLElement | undefined) {
+  const fallback = { background: "#0f1419", foreground: "#d8dee9", cursor: "#ffcc66", selectionBackground: "#3b4b5c" };
+  if (!from) return fallback;
+  const css = getComputedStyle(from);
+  const v = (name: string, d: string) => css.getPropertyValue(name).trim() || d;
+  return {
+    background: v("--v86b-bg", fallback.background),
+    foreground: v("--v86b-fg", fallback.foreground),
+    cursor: v("--v86b-cursor", fallback.cursor),
+    selectionBackground: v("--v86b-selection", fallback.selectionBackground),
+  };
 }
 
 export class SerialTerminal {
@@ -24,20 +62,33 @@ export class SerialTerminal {
   private pending: number[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private resize: ResizeObserver | null = null;
+  private colorScheme: MediaQueryList | null = null;
+  private onScheme: (() => void) | null = null;
+  private themeObserver: MutationObserver | null = null;
+  private disposed = false;
 
   constructor(
     readonly container: HTMLElement,
     opts: SerialTerminalOptions = {},
   ) {
-    injectStyle("v86-balloon-xterm-css", xtermCss);
+    if (opts.styleRoot) adoptStyle(opts.styleRoot, xtermCss);
+    else injectStyle("v86-balloon-xterm-css", xtermCss);
     this.term = new Terminal({
       convertEol: false,
       cursorBlink: true,
       fontSize: opts.fontSize ?? 13,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
       scrollback: 5000,
-      theme: { background: "#0f1419", foreground: "#d8dee9", cursor: "#ffcc66", selectionBackground: "#3b4b5c" },
+      theme: themeOf(opts.themeFrom),
     });
+    if (opts.themeFrom && typeof matchMedia === "function") {
+      const from = opts.themeFrom;
+      this.colorScheme = matchMedia("(prefers-color-scheme: light)");
+      this.onScheme = () => (this.term.options.theme = themeOf(from));
+      this.colorScheme.addEventListener("change", this.onScheme);
+      this.themeObserver = new MutationObserver(this.onScheme);
+      this.themeObserver.observe(from, { attributes: true, attributeFilter: ["data-v86b-theme", "style", "class"] });
+    }
     this.term.loadAddon(this.fit);
     this.term.open(container);
     let escAt = -Infinity;
@@ -55,7 +106,13 @@ export class SerialTerminal {
       if (ev.ctrlKey && ev.shiftKey && ev.code === "KeyV") return false;
       return true;
     });
-    if (opts.onInput) this.term.onData(opts.onInput);
+    const onInput = opts.onInput;
+    if (onInput) {
+      this.term.onData((data) => {
+        const keys = data.replace(TERMINAL_REPLY, "");
+        if (keys) onInput(keys);
+      });
+    }
     this.refit();
     if (typeof ResizeObserver !== "undefined") {
       this.resize = new ResizeObserver(() => this.refit());
@@ -75,6 +132,7 @@ export class SerialTerminal {
 
   /** One serial character (a byte as char code 0..255); flushed to xterm in batches, decoded as UTF-8. */
   writeSerial(text: string): void {
+    if (this.disposed) return; // the guest may print until its emulator is gone
     for (let i = 0; i < text.length; i++) this.pending.push(text.charCodeAt(i) & 0xff);
     this.flushTimer ??= setTimeout(() => this.flush(), 16);
   }
@@ -130,8 +188,12 @@ export class SerialTerminal {
   }
 
   dispose(): void {
+    this.disposed = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.pending = [];
     this.resize?.disconnect();
+    this.themeObserver?.disconnect();
+    if (this.onScheme) this.colorScheme?.removeEventListener("change", this.onScheme);
     this.term.dispose();
   }
 }

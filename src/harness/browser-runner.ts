@@ -3,6 +3,7 @@
  * Vite dev server on 127.0.0.1 (the harness page `src/harness/browser/index.html`, the guest images from
  * `public/guest/`, custom images through Vite's `/@fs/` paths). One page per worker.
  */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchChromium } from "../node/chromium.js";
@@ -19,6 +20,9 @@ function toUrl(p: string | undefined): string | undefined {
 }
 
 export async function browserExecutor(opts: { workers: number; kernel?: string; initrd?: string }): Promise<Executor> {
+  if (!existsSync(resolve(ROOT, "src/harness/browser/index.html"))) {
+    throw new Error(`--browser serves the harness page from a checkout of the repository (${ROOT} has no src/): run it from a clone (npm ci && npm run harness -- --browser), or drop --browser to run in Node`);
+  }
   const { createServer } = await import("vite");
   const server = await createServer({
     configFile: false,

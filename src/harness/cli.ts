@@ -4,8 +4,12 @@
  */
 import { runTests, type RunOptions } from "./runner.js";
 import { parseDuration } from "./descriptor.js";
+import { FAULTS, FEATURES } from "../vocabulary.js";
+
+const FAULT_USAGE = FAULTS.map((f) => ("value" in f ? `${f.name}=${f.value.syntax}` : f.name)).join(", ");
 
 export const USAGE = `usage: v86-balloon test [files/dirs/globs | guest:/path ...] [options]
+       v86-balloon snapshot --out FILE [--memory MIB] [--commands "..."]   (see v86-balloon snapshot --help)
 
 Boots the v86 Linux guest with the v86-balloon device and runs guest-side TAP test scripts.
 No files: the project's suite (guest/initramfs/tests/*.sh).
@@ -14,11 +18,9 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --image-dir D            directory with bios.bin, vgabios.bin, bzImage, initramfs.cpio, manifest.json
   --cmdline S              replace the kernel command line   (--append S: append to it)
   --memory MIB             guest RAM (default 128; a test's "# memory:" wins)
-  --features a,b,...       feature offer: exact list, "default", "none", or edits "+reporting,-hint"
-                           (must-tell-host stats deflate-on-oom hint poison reporting init-reported init-on-inflate)
-  --fault NAME[=VALUE]     device fault mode, repeatable (lie-about-init, set-padding-bits, short-report-used-length,
-                           delay-used-ms=MS, drop-used-every=N, withhold-interrupts, huge-num-pages,
-                           config-storm=COUNT@MS[+toggle], reset-mid-inflate)
+  --features a,b,...       feature offer: exact list, "default", "none", or edits "+reporting,-hinting"
+                           (${FEATURES.map((f) => f.name).join(" ")})
+  --fault NAME[=VALUE]     device fault mode, repeatable (${FAULT_USAGE})
   --browser                run in headless Chromium (/usr/bin/chromium) instead of Node
   --workers N              guests in parallel (default 1)
   --shard i/n              run the i-th of n deterministic slices
@@ -81,6 +83,7 @@ export function parseArgs(argv: string[]): RunOptions & { tapStdout?: boolean } 
 class UsageHelp extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "snapshot") return (await import("../node/snapshot-cli.js")).snapshotMain(argv.slice(1));
   if (argv[0] && argv[0] !== "test" && !argv[0].startsWith("-")) {
     process.stderr.write(`unknown command ${argv[0]}\n\n${USAGE}`);
     return 2;

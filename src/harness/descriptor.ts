@@ -20,6 +20,7 @@
  */
 import type { BalloonFaults, ConfigStorm } from "../balloon/context.js";
 import { OPTIONAL_FEATURES, type FeatureOffer, type OptionalFeatureName } from "../balloon/features.js";
+import { FAULTS, FEATURES, featureByName as vocabularyFeature, findFault, type FaultKey } from "../vocabulary.js";
 import type { BootConfig } from "./types.js";
 
 export interface TestDescriptor {
@@ -44,46 +45,9 @@ export interface FeatureSpec {
   off: OptionalFeatureName[];
 }
 
-const FEATURE_ALIASES: Record<string, OptionalFeatureName> = {
-  "must-tell-host": "MUST_TELL_HOST",
-  "tell-host": "MUST_TELL_HOST",
-  stats: "STATS_VQ",
-  "stats-vq": "STATS_VQ",
-  "deflate-on-oom": "DEFLATE_ON_OOM",
-  oom: "DEFLATE_ON_OOM",
-  hint: "FREE_PAGE_HINT",
-  hinting: "FREE_PAGE_HINT",
-  "free-page-hint": "FREE_PAGE_HINT",
-  poison: "PAGE_POISON",
-  "page-poison": "PAGE_POISON",
-  reporting: "PAGE_REPORTING",
-  "page-reporting": "PAGE_REPORTING",
-  "init-reported": "DEVICE_INIT_REPORTED",
-  "device-init-reported": "DEVICE_INIT_REPORTED",
-  bit6: "DEVICE_INIT_REPORTED",
-  "init-on-inflate": "DEVICE_INIT_ON_INFLATE",
-  "device-init-on-inflate": "DEVICE_INIT_ON_INFLATE",
-  bit7: "DEVICE_INIT_ON_INFLATE",
-};
-
-/** Short names, as the CLI and descriptors print them. */
-export const FEATURE_SHORT: Record<OptionalFeatureName, string> = {
-  MUST_TELL_HOST: "must-tell-host",
-  STATS_VQ: "stats",
-  DEFLATE_ON_OOM: "deflate-on-oom",
-  FREE_PAGE_HINT: "hint",
-  PAGE_POISON: "poison",
-  PAGE_REPORTING: "reporting",
-  DEVICE_INIT_REPORTED: "init-reported",
-  DEVICE_INIT_ON_INFLATE: "init-on-inflate",
-};
-
+/** Spec name of a feature in any spelling the vocabulary accepts. */
 export function featureByName(name: string): OptionalFeatureName {
-  const key = name.trim().toLowerCase().replace(/_/g, "-").replace(/^virtio-balloon-f-/, "");
-  const upper = key.toUpperCase().replace(/-/g, "_") as OptionalFeatureName;
-  if (FEATURE_ALIASES[key]) return FEATURE_ALIASES[key];
-  if ((OPTIONAL_FEATURES as readonly string[]).includes(upper)) return upper;
-  throw new Error(`unknown feature ${JSON.stringify(name)}; known: ${Object.values(FEATURE_SHORT).join(", ")}`);
+  return vocabularyFeature(name).spec;
 }
 
 /** `"stats,reporting"` (exact), `"default"`, `"none"`, `"+reporting,-hint"` (edits), mixed lists are edits. */
@@ -115,44 +79,21 @@ export function resolveFeatures(...specs: (FeatureSpec | undefined)[]): FeatureO
 }
 
 export function describeOffer(offer: FeatureOffer): string {
-  const on = OPTIONAL_FEATURES.filter((f) => offer[f] ?? true).map((f) => FEATURE_SHORT[f]);
+  const on = FEATURES.filter((f) => offer[f.spec] ?? true).map((f) => f.name);
   return on.length ? on.join(",") : "none";
 }
 
-/** Fault names as the device spells them (`BalloonFaults` keys), with kebab-case and short aliases. */
-export const KNOWN_FAULTS = [
-  "lieAboutInit", "setPaddingBits", "shortReportUsedLength",
-  "delayUsedMs", "dropUsedEvery", "withholdInterrupts", "hugeNumPages", "configStorm", "resetMidInflate",
-] as const;
-const FAULT_ALIASES: Record<string, string> = {
-  "lie-init": "lieAboutInit",
-  lie: "lieAboutInit",
-  "padding-bits": "setPaddingBits",
-  "short-report": "shortReportUsedLength",
-  "short-used-length": "shortReportUsedLength",
-  "delay-used": "delayUsedMs",
-  "drop-used": "dropUsedEvery",
-};
-
-/** Faults that take a value (`delay-used=250`): its syntax, what a bare name means, and its parser. */
-const FAULT_VALUES: Record<string, { syntax: string; bare: string; parse(v: string): BalloonFaults[keyof BalloonFaults] }> = {
-  delayUsedMs: { syntax: "MS", bare: "500", parse: (v) => parseDuration(v) },
-  dropUsedEvery: {
-    syntax: "N",
-    bare: "4",
-    parse: (v) => {
-      if (!/^[1-9]\d*$/.test(v)) throw new Error(`want a whole number >= 1, got ${JSON.stringify(v)}`);
-      return Number(v);
-    },
+/** Parsers of the faults that take a value (`delay-used=250`; syntax and default in the vocabulary). */
+const FAULT_VALUES: Partial<Record<FaultKey, (v: string) => BalloonFaults[keyof BalloonFaults]>> = {
+  delayUsedMs: (v) => parseDuration(v),
+  dropUsedEvery: (v) => {
+    if (!/^[1-9]\d*$/.test(v)) throw new Error(`want a whole number >= 1, got ${JSON.stringify(v)}`);
+    return Number(v);
   },
-  configStorm: {
-    syntax: "COUNT@MS[+toggle]",
-    bare: "200@10",
-    parse: (v): ConfigStorm => {
-      const m = /^([1-9]\d*)@(\d+)(?:ms)?(\+toggle)?$/i.exec(v);
-      if (!m) throw new Error(`want COUNT@MS[+toggle] (e.g. 200@10+toggle), got ${JSON.stringify(v)}`);
-      return { count: Number(m[1]), intervalMs: Math.max(1, Number(m[2])), toggle: m[3] !== undefined };
-    },
+  configStorm: (v): ConfigStorm => {
+    const m = /^([1-9]\d*)@(\d+)(?:ms)?(\+toggle)?$/i.exec(v);
+    if (!m) throw new Error(`want COUNT@MS[+toggle] (e.g. 200@10+toggle), got ${JSON.stringify(v)}`);
+    return { count: Number(m[1]), intervalMs: Math.max(1, Number(m[2])), toggle: m[3] !== undefined };
   },
 };
 
@@ -164,26 +105,23 @@ const FAULT_VALUES: Record<string, { syntax: string; bare: string; parse(v: stri
 export function faultByName(name: string): string {
   const [rawName = "", ...rest] = name.trim().split("=");
   const value = rest.length ? rest.join("=").trim() : null;
-  const n = rawName.trim();
-  const camel = FAULT_ALIASES[n.toLowerCase()] ?? n.replace(/[-_]+([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
-  const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  if (!(KNOWN_FAULTS as readonly string[]).includes(camel)) {
-    throw new Error(
-      `unknown fault ${JSON.stringify(name)}; known: ${KNOWN_FAULTS.map(kebab).join(", ")} (aliases: ${Object.keys(FAULT_ALIASES).join(", ")})`,
-    );
+  const fault = findFault(rawName);
+  if (!fault) {
+    const aliases = FAULTS.flatMap((f) => f.aliases);
+    throw new Error(`unknown fault ${JSON.stringify(name)}; known: ${FAULTS.map((f) => f.name).join(", ")} (aliases: ${aliases.join(", ")})`);
   }
-  const valued = FAULT_VALUES[camel];
-  if (!valued) {
-    if (value !== null) throw new Error(`fault ${kebab(camel)} takes no value`);
-    return camel;
+  const parse = FAULT_VALUES[fault.key];
+  if (!fault.value || !parse) {
+    if (value !== null) throw new Error(`fault ${fault.name} takes no value`);
+    return fault.key;
   }
-  const v = value ?? valued.bare;
+  const v = value ?? fault.value.bare;
   try {
-    valued.parse(v);
+    parse(v);
   } catch (e) {
-    throw new Error(`fault ${kebab(camel)}=${valued.syntax}: ${(e as Error).message}`);
+    throw new Error(`fault ${fault.name}=${fault.value.syntax}: ${(e as Error).message}`);
   }
-  return `${camel}=${v}`;
+  return `${fault.key}=${v}`;
 }
 
 /** The device's `BalloonFaults` for canonical fault strings (faultByName's output; a later value wins). */
@@ -204,8 +142,8 @@ export function faultObject(faults: readonly string[]): BalloonFaults {
   const out: Record<string, unknown> = {};
   for (const f of faults) {
     const [name = "", value] = f.split(/=(.*)/s);
-    const valued = FAULT_VALUES[name];
-    out[name] = valued && value !== undefined ? valued.parse(value) : true;
+    const parse = FAULT_VALUES[name as FaultKey];
+    out[name] = parse && value !== undefined ? parse(value) : true;
   }
   return out as BalloonFaults;
 }

@@ -148,10 +148,12 @@ async function pool<T, R>(items: T[], n: number, fn: (t: T) => Promise<R[]>): Pr
   return out.flat();
 }
 
-const WORKER = fileURLToPath(new URL("./worker.ts", import.meta.url));
+/** The worker beside this module: worker.ts run through tsx in the repository, compiled worker.js in the package. */
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+const WORKER = fileURLToPath(new URL(FROM_SOURCE ? "./worker.ts" : "./worker.js", import.meta.url));
 
-function tsxImport(): string {
-  return pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+function workerExecArgv(): string[] {
+  return FROM_SOURCE ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href] : [];
 }
 
 /** Each lane is a child process (`node --import tsx worker.ts`) that runs groups it is sent. */
@@ -163,7 +165,7 @@ export function processExecutor(workers: number): Executor {
         Array.from({ length: Math.min(workers, groups.length) }, (_, i) => i),
         workers,
         async () => {
-          const child = fork(WORKER, [], { execArgv: ["--import", tsxImport()], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+          const child = fork(WORKER, [], { execArgv: workerExecArgv(), stdio: ["ignore", "inherit", "inherit", "ipc"] });
           children.push(child);
           const results: CaseResult[] = [];
           for (;;) {

@@ -7,9 +7,10 @@ import type { V86 } from "v86";
 import { V86Adapter } from "../v86/adapter.js";
 import { loadHotPath, referenceHotPath } from "../hotpath/hotpath.js";
 import { BalloonDevice, type BalloonOptions } from "../balloon/device.js";
-import { VirtioPciTransport, type TransportState } from "../virtio/pci-transport.js";
+import { VirtioPciTransport } from "../virtio/pci-transport.js";
 import { BalloonHost } from "./balloon-host.js";
 import type { FloorOption } from "./floor.js";
+import { commitBalloonState, liveLimits, parseBalloonSlot, saveBalloonSlot } from "./snapshot.js";
 
 export interface AttachOptions extends BalloonOptions {
   /** PCI slot (device number); 0x0e is free in v86's default machine. */
@@ -39,17 +40,13 @@ export async function attachBalloon(emulator: V86, opts: AttachOptions = {}): Pr
     pciId: (opts.pciDevice ?? 0x0e) << 3,
     port: INITIAL_PORT,
     name: "virtio-balloon",
-    onDiagnostic: (d) => device.diagnostics.emit(d.kind, d.message, { source: "transport" }),
+    onDiagnostic: (d) => device.diagnostics.emit(d.kind, d.message, { source: "transport", ...d.detail }),
   });
   adapter.hookState(
-    () => {
-      const { inflatedBitmap, ...rest } = device.saveState();
-      return [JSON.stringify({ transport: transport.saveState(), device: rest }), inflatedBitmap];
-    },
-    ([json, inflatedBitmap]) => {
-      const saved = JSON.parse(String(json)) as { transport: TransportState; device: object };
-      transport.restoreState(saved.transport);
-      device.restoreState({ ...saved.device, inflatedBitmap }, transport.queues.slice(0, transport.numQueues));
+    () => saveBalloonSlot(transport, device),
+    (slot) => {
+      const parsed = parseBalloonSlot(slot, liveLimits(transport, device));
+      return () => commitBalloonState(parsed, transport, device);
     },
   );
   return { host: new BalloonHost(device, { floor: opts.floor }), device, transport, adapter };

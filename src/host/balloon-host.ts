@@ -47,6 +47,8 @@ export interface FeatureView {
   /** Bits in force (0n until the driver set DRIVER_OK) and their names. */
   negotiated: bigint;
   negotiatedNames: string[];
+  /** Features the host asked for that are not offered because a feature they require is off. */
+  warnings: readonly string[];
 }
 
 export class BalloonHost {
@@ -176,7 +178,7 @@ export class BalloonHost {
   get features(): FeatureView {
     const offered = this.device.offeredBits;
     const negotiated = this.device.negotiatedBits;
-    return { offered, offeredNames: describeFeatures(offered), negotiated, negotiatedNames: describeFeatures(negotiated) };
+    return { offered, offeredNames: describeFeatures(offered), negotiated, negotiatedNames: describeFeatures(negotiated), warnings: this.device.offerWarnings };
   }
 
   on<K extends BalloonEventName>(name: K, fn: (e: BalloonEvents[K]) => void): () => void {

@@ -112,8 +112,12 @@ export class V86Adapter implements PciHost {
     this.cpu.devices.pci.lower_irq(pciId);
   }
 
-  /** Adds our state to v86's `save_state`/`restore_state` by wrapping the CPU's own get/set. */
-  hookState(save: () => unknown[], restore: (state: unknown[]) => void): void {
+  /**
+   * Adds our state to v86's `save_state`/`restore_state` by wrapping the CPU's own get/set. On restore,
+   * `prepare` parses and checks our part BEFORE v86 touches anything (it throws to refuse the whole state);
+   * the commit it returns runs after v86 restored its own devices.
+   */
+  hookState(save: () => unknown[], prepare: (state: unknown[] | null) => () => void): void {
     const cpu = this.cpu;
     const getState = cpu.get_state.bind(cpu);
     const setState = cpu.set_state.bind(cpu);
@@ -123,9 +127,10 @@ export class V86Adapter implements PciHost {
       return state;
     };
     cpu.set_state = (state: unknown[]) => {
-      setState(state);
       const ours = state[STATE_SLOT];
-      if (Array.isArray(ours)) restore(ours);
+      const commit = prepare(Array.isArray(ours) ? ours : null);
+      setState(state);
+      commit();
     };
   }
 
@@ -145,4 +150,46 @@ export class V86Adapter implements PciHost {
   instructionCounter(): number {
     return this.emulator.get_instruction_counter();
   }
+}
+
+/** v86 0.5.x state file: header magic, version, and zstd's frame magic (v86 can save compressed states). */
+const V86_STATE_MAGIC = 0x86768676;
+const V86_STATE_VERSION = 6;
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * Our slot of a v86 state file, read without an emulator (for checking a state before it is restored):
+ * `{ slot }` (null when the state has no balloon), `"compressed"` for a zstd state (only v86 can
+ * decompress it; its restore is still checked), or a string saying why the file is not a v86 state.
+ */
+export function readStateSlot(file: ArrayBuffer): { slot: unknown[] | null } | "compressed" | string {
+  if (file.byteLength < 16) return `${file.byteLength} bytes: too short for a v86 state`;
+  const dv = new DataView(file);
+  if (dv.getUint32(0, true) === ZSTD_MAGIC) return "compressed";
+  if (dv.getUint32(0, true) !== V86_STATE_MAGIC) return "not a v86 state (bad magic)";
+  if (dv.getInt32(4, true) !== V86_STATE_VERSION) return `v86 state version ${dv.getInt32(4, true)}, this v86 reads ${V86_STATE_VERSION}`;
+  if (dv.getUint32(8, true) !== file.byteLength) return "truncated v86 state (length does not match its header)";
+  const infoLen = dv.getInt32(12, true);
+  if (infoLen < 0 || 16 + infoLen > file.byteLength) return "bad v86 state info block length";
+  let info: { state?: unknown; buffer_infos?: unknown };
+  try {
+    info = JSON.parse(new TextDecoder().decode(new Uint8Array(file, 16, infoLen))) as typeof info;
+  } catch {
+    return "v86 state info block is not JSON";
+  }
+  const state = info.state;
+  const buffers = info.buffer_infos;
+  if (!Array.isArray(state) || !Array.isArray(buffers)) return "v86 state info block has no state";
+  const ours = state[STATE_SLOT] as unknown;
+  if (!Array.isArray(ours)) return { slot: null };
+  const start = (16 + infoLen + 3) & ~3;
+  // Typed arrays are saved as { __state_type__, buffer_id }: put their bytes back.
+  const slot = ours.map((x: unknown) => {
+    const id = (x as { buffer_id?: unknown } | null)?.buffer_id;
+    const b = typeof id === "number" ? (buffers[id] as { offset?: unknown; length?: unknown } | undefined) : undefined;
+    if (!b || typeof b.offset !== "number" || typeof b.length !== "number") return x;
+    const at = start + b.offset;
+    return at >= start && at + b.length <= file.byteLength ? new Uint8Array(file.slice(at, at + b.length)) : x;
+  });
+  return { slot };
 }

@@ -12,8 +12,11 @@ export interface VirtioDeviceBackend {
   readonly configSize: number;
   /** Features offered (64 bits, VERSION_1 included). */
   offeredFeatures(): bigint;
-  /** Called when the driver sets FEATURES_OK; return a reason to refuse (status bit then stays clear). */
-  validateFeatures(accepted: bigint): string | null;
+  /**
+   * Called when the driver sets FEATURES_OK; return a reason to refuse (status bit then stays clear).
+   * `dryRun`: only answer (a saved state is being checked), no events, no state change.
+   */
+  validateFeatures(accepted: bigint, opts?: { dryRun?: boolean }): string | null;
   /** Number of queues for the accepted features, and the maximum size of queue i. */
   queueCount(accepted: bigint): number;
   queueMaxSize(index: number): number;

@@ -4,15 +4,18 @@
  */
 import type { GuestMemory } from "../memory/guest-memory.js";
 import type { HotPath } from "../hotpath/hotpath.js";
-import { Virtqueue } from "./virtqueue.js";
+import { parseVirtqueueState, Virtqueue, type QueueLimits, type VirtqueueState } from "./virtqueue.js";
 import type { VirtioDeviceBackend, VirtioTransportHandle } from "./device-backend.js";
 import type { PciHost } from "./pci-host.js";
+import { BAR_LAYOUT, buildConfigSpace } from "./pci-config-space.js";
 
-export const VIRTIO_PCI_VENDOR = 0x1af4;
+export { BAR_LAYOUT, VIRTIO_PCI_VENDOR } from "./pci-config-space.js";
+import { StateError, StateReader } from "./state.js";
+
 export const VIRTIO_F_VERSION_1 = 32n;
 /** Transport feature the transport itself offers and implements (2.7.5.3): indirect descriptor tables. */
 export const VIRTIO_F_INDIRECT_DESC = 28n;
-const TRANSPORT_FEATURES = 1n << VIRTIO_F_INDIRECT_DESC;
+export const TRANSPORT_FEATURES = 1n << VIRTIO_F_INDIRECT_DESC;
 
 export const STATUS = {
   ACKNOWLEDGE: 1,
@@ -23,20 +26,9 @@ export const STATUS = {
   FAILED: 128,
 } as const;
 
-/** Layout of the single I/O BAR. */
-export const BAR_LAYOUT = {
-  size: 256,
-  common: { offset: 0x00, length: 0x3c },
-  isr: { offset: 0x40, length: 0x04 },
-  device: { offset: 0x60, length: 0x20 },
-  notify: { offset: 0x80, length: 0x40 },
-  notifyMultiplier: 2,
-} as const;
+/** Status bits a driver may set (2.1); DEVICE_NEEDS_RESET is the device's, bits 4-5 are reserved. */
+const DRIVER_STATUS_BITS = STATUS.ACKNOWLEDGE | STATUS.DRIVER | STATUS.DRIVER_OK | STATUS.FEATURES_OK | STATUS.FAILED;
 
-const CAP_COMMON = 1;
-const CAP_NOTIFY = 2;
-const CAP_ISR = 3;
-const CAP_DEVICE = 4;
 
 export type TransportDiagnosticKind =
   | "write-to-read-only-field"
@@ -51,11 +43,32 @@ export type TransportDiagnosticKind =
   | "queue-disable-not-supported"
   | "notify-disabled-queue"
   | "notify-before-driver-ok"
-  | "device-config-out-of-range";
+  | "notify-while-needs-reset"
+  | "notify-value-mismatch"
+  | "device-config-out-of-range"
+  | "driver-ok-without-features-ok"
+  | "features-ok-without-driver"
+  | "driver-set-needs-reset"
+  | "status-reserved-bits"
+  | "bar-write-unused"
+  | "field-access-not-natural"
+  | "queue-enable-bad-value"
+  | "queue-address-too-large";
+
+/** Every transport kind, once (the conformance table and tests iterate it). */
+export const TRANSPORT_DIAGNOSTIC_KINDS: readonly TransportDiagnosticKind[] = [
+  "write-to-read-only-field", "features-not-offered", "features-refused", "features-changed-after-features-ok",
+  "feature-select-out-of-range", "status-bits-cleared", "queue-select-out-of-range", "queue-configured-while-enabled",
+  "queue-enable-refused", "queue-disable-not-supported", "notify-disabled-queue", "notify-before-driver-ok",
+  "notify-while-needs-reset", "notify-value-mismatch", "device-config-out-of-range", "driver-ok-without-features-ok",
+  "features-ok-without-driver", "driver-set-needs-reset", "status-reserved-bits", "bar-write-unused",
+  "field-access-not-natural", "queue-enable-bad-value", "queue-address-too-large",
+];
 
 export interface TransportDiagnostic {
   kind: TransportDiagnosticKind;
   message: string;
+  detail?: Record<string, unknown>;
 }
 
 export interface TransportOptions {
@@ -167,10 +180,12 @@ export class VirtioPciTransport implements VirtioTransportHandle {
 
   barWrite(offset: number, width: 1 | 2 | 4, value: number): void {
     const { common, isr, device, notify } = BAR_LAYOUT;
-    if (offset >= common.offset && offset + width <= common.offset + common.length) {
+    const within = (r: { offset: number; length: number }) => offset >= r.offset && offset + width <= r.offset + r.length;
+    const hex = `0x${(value >>> 0).toString(16)}`;
+    if (within(common)) {
       this.writeFields(offset - common.offset, width, value);
-    } else if (offset >= isr.offset && offset < isr.offset + isr.length) {
-      this.diagnose("write-to-read-only-field", `ISR status is read-only (write of 0x${value.toString(16)})`);
+    } else if (within(isr)) {
+      this.diagnose("write-to-read-only-field", `ISR status is read-only (write of ${hex})`);
     } else if (offset >= device.offset && offset < device.offset + device.length) {
       const rel = offset - device.offset;
       if (rel + width > this.device.configSize) {
@@ -178,12 +193,33 @@ export class VirtioPciTransport implements VirtioTransportHandle {
         return;
       }
       this.device.writeConfig(rel, width, value);
-    } else if (offset >= notify.offset && offset < notify.offset + notify.length) {
-      this.notify(value & 0xffff);
+    } else if (within(notify)) {
+      this.notifyWrite(offset - notify.offset, width, value);
+    } else {
+      // 4.1.4: only the capability structures give BAR bytes a meaning; gaps, the area past the last
+      // structure and accesses crossing a structure's end are nobody's register.
+      this.diagnose("bar-write-unused", `${width}-byte write of ${hex} at BAR offset 0x${offset.toString(16)} touches no register; ignored`, { offset, width, value: value >>> 0 });
     }
   }
 
   // ---- notify ----------------------------------------------------------------------------------
+
+  /**
+   * 4.1.4.4 / 4.1.5.2: the driver notifies queue i by writing the 16-bit index i at
+   * notify.offset + queue_notify_off(i) * multiplier. The address names the queue (as in QEMU).
+   */
+  private notifyWrite(rel: number, width: number, value: number): void {
+    const m = BAR_LAYOUT.notifyMultiplier;
+    if (rel % m !== 0 || width !== 2) {
+      this.diagnose("field-access-not-natural", `${width}-byte notify write at notify offset ${rel}: a notification is one 16-bit write at a queue's notify address; ignored`, { offset: rel, width });
+      return;
+    }
+    const index = rel / m;
+    if ((value & 0xffff) !== index) {
+      this.diagnose("notify-value-mismatch", `notify address of queue ${index} written with ${value & 0xffff}; queue ${index} is notified (the address names the queue)`, { queue: index, value: value & 0xffff });
+    }
+    this.notify(index);
+  }
 
   private notify(index: number): void {
     const q = this.queues[index];
@@ -199,7 +235,10 @@ export class VirtioPciTransport implements VirtioTransportHandle {
       this.earlyNotified.add(index);
       return;
     }
-    if (this.status & STATUS.DEVICE_NEEDS_RESET) return;
+    if (this.status & STATUS.DEVICE_NEEDS_RESET) {
+      this.diagnose("notify-while-needs-reset", `notify for queue ${index} while DEVICE_NEEDS_RESET is set; dropped (the device needs a reset first)`, { queue: index });
+      return;
+    }
     this.device.notify(index);
   }
 
@@ -234,7 +273,8 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     const queueField = (offset: number, size: number, name: string, get: (q: Virtqueue) => number, set: (q: Virtqueue, v: number) => void): Field =>
       rw(offset, size, name, () => {
         const q = this.selected();
-        return q ? get(q) : 0;
+        // Registers above 2^53 were rounded when written (diagnosed then); clamp so BigInt() never throws.
+        return q ? BigInt(Math.min(get(q), 2 ** 64 - 2048)) : 0;
       }, (v) => {
         const q = this.selected();
         if (!q) {
@@ -246,20 +286,25 @@ export class VirtioPciTransport implements VirtioTransportHandle {
           this.diagnose("queue-configured-while-enabled", `${name} of queue ${q.index} written while enabled`);
           return;
         }
+        if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+          // The register keeps the value as a double (so a snapshot stays restorable); no guest-physical
+          // address of this machine comes near it, so enable() will refuse the queue.
+          this.diagnose("queue-address-too-large", `${name} of queue ${q.index} set to 0x${v.toString(16)}, past 2^53: no guest-physical address is that large; the queue cannot be enabled`, { queue: q.index, field: name, value: v.toString() });
+        }
         set(q, Number(v));
       });
     return [
-      rw(0x00, 4, "device_feature_select", () => this.deviceFeatureSelect, (v) => { this.deviceFeatureSelect = Number(v); }),
+      rw(0x00, 4, "device_feature_select", () => this.deviceFeatureSelect, (v) => { this.deviceFeatureSelect = Number(v) >>> 0; }),
       ro(0x04, 4, "device_feature", () => this.featureWord(this.offered(), this.deviceFeatureSelect)),
-      rw(0x08, 4, "driver_feature_select", () => this.driverFeatureSelect, (v) => { this.driverFeatureSelect = Number(v); }),
+      rw(0x08, 4, "driver_feature_select", () => this.driverFeatureSelect, (v) => { this.driverFeatureSelect = Number(v) >>> 0; }),
       rw(0x0c, 4, "driver_feature", () => this.featureWord(this.driverFeatures, this.driverFeatureSelect), (v) => this.writeDriverFeatures(v)),
       // No MSI-X: VIRTIO_MSI_NO_VECTOR, and writes of vectors are ignored (4.1.4.3).
       rw(0x10, 2, "config_msix_vector", () => 0xffff, () => {}),
       ro(0x12, 2, "num_queues", () => this.numQueues),
       rw(0x14, 1, "device_status", () => this.status, (v) => this.writeStatus(Number(v) & 0xff)),
       ro(0x15, 1, "config_generation", () => this.configGeneration),
-      rw(0x16, 2, "queue_select", () => this.queueSelect, (v) => { this.queueSelect = Number(v); }),
-      queueField(0x18, 2, "queue_size", (q) => q.size, (q, v) => { q.size = v; }),
+      rw(0x16, 2, "queue_select", () => this.queueSelect, (v) => { this.queueSelect = Number(v) & 0xffff; }),
+      queueField(0x18, 2, "queue_size", (q) => q.size, (q, v) => { q.size = v & 0xffff; }),
       rw(0x1a, 2, "queue_msix_vector", () => 0xffff, () => {}),
       rw(0x1c, 2, "queue_enable", () => (this.selected()?.enabled ? 1 : 0), (v) => this.writeQueueEnable(Number(v))),
       ro(0x1e, 2, "queue_notify_off", () => (this.selected() ? this.queueSelect : 0)),
@@ -292,12 +337,25 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     return value >>> 0;
   }
 
-  /** Writes merge into each overlapped field (so a 64-bit address may be written as two halves). */
+  /**
+   * 4.1.3.1: each field is accessed with its own width; a 64-bit field may be written as two 32-bit halves.
+   * A narrower write inside one field is diagnosed and merged; a write covering several fields (or a gap)
+   * is diagnosed and ignored, so one stray access never changes two registers.
+   */
   private writeFields(offset: number, width: number, value: number): void {
-    for (const f of this.commonFields) {
+    const hit = this.commonFields.filter((f) => offset < f.offset + f.size && f.offset < offset + width);
+    const f0 = hit[0];
+    if (hit.length !== 1 || !f0 || offset + width > f0.offset + f0.size) {
+      this.diagnose("field-access-not-natural", `${width}-byte write at common config offset 0x${offset.toString(16)} covers ${hit.map((f) => f.name).join(" + ") || "no field"}; ignored`, { offset, width, value: value >>> 0 });
+      return;
+    }
+    const natural = width === f0.size || (f0.size === 8 && width === 4 && (offset - f0.offset) % 4 === 0);
+    if (!natural) {
+      this.diagnose("field-access-not-natural", `${width}-byte write into the ${f0.size}-byte field ${f0.name}; merged`, { field: f0.name, offset, width });
+    }
+    for (const f of hit) {
       const lo = Math.max(offset, f.offset);
       const hi = Math.min(offset + width, f.offset + f.size);
-      if (lo >= hi) continue;
       if (!f.set) {
         this.diagnose("write-to-read-only-field", `${f.name} is read-only (write of 0x${(value >>> 0).toString(16)})`);
         continue;
@@ -331,22 +389,38 @@ export class VirtioPciTransport implements VirtioTransportHandle {
       this.reset();
       return;
     }
+    const hex = (v: number) => `0x${v.toString(16)}`;
     // 2.1.1: the driver MUST NOT clear a device status bit (only a reset clears them).
-    if ((this.status & ~value & ~STATUS.DEVICE_NEEDS_RESET) !== 0) {
-      this.diagnose("status-bits-cleared", `status 0x${this.status.toString(16)} -> 0x${value.toString(16)} clears bits without a reset`);
+    if ((this.status & ~value & DRIVER_STATUS_BITS) !== 0) {
+      this.diagnose("status-bits-cleared", `status ${hex(this.status)} -> ${hex(value)} clears bits without a reset`);
     }
-    let next = value & ~STATUS.DEVICE_NEEDS_RESET;
+    if (value & STATUS.DEVICE_NEEDS_RESET && !(this.status & STATUS.DEVICE_NEEDS_RESET)) {
+      this.diagnose("driver-set-needs-reset", `status write ${hex(value)} sets DEVICE_NEEDS_RESET, which only the device sets; ignored`);
+    }
+    if (value & ~(DRIVER_STATUS_BITS | STATUS.DEVICE_NEEDS_RESET)) {
+      this.diagnose("status-reserved-bits", `status write ${hex(value)} sets reserved bits ${hex(value & 0x30)}; ignored`);
+    }
+    // Bits are only ever added: what the driver clears without a reset stays set (it was diagnosed).
+    let next = (value & DRIVER_STATUS_BITS) | (this.status & DRIVER_STATUS_BITS);
     if (next & STATUS.FEATURES_OK && !(this.status & STATUS.FEATURES_OK)) {
+      if ((next & (STATUS.ACKNOWLEDGE | STATUS.DRIVER)) !== (STATUS.ACKNOWLEDGE | STATUS.DRIVER)) {
+        this.diagnose("features-ok-without-driver", `FEATURES_OK set with status ${hex(value)}, before ACKNOWLEDGE and DRIVER`);
+      }
       next = this.acceptFeatures() ? next : next & ~STATUS.FEATURES_OK;
     }
-    const becameLive = next & STATUS.DRIVER_OK && !(this.status & STATUS.DRIVER_OK);
+    if (next & STATUS.DRIVER_OK && !(this.status & STATUS.DRIVER_OK) && !(next & STATUS.FEATURES_OK)) {
+      this.diagnose("driver-ok-without-features-ok", `DRIVER_OK set (status ${hex(value)}) without FEATURES_OK: the device goes live only once both are set`);
+    }
+    const live = (st: number) => (st & (STATUS.DRIVER_OK | STATUS.FEATURES_OK)) === (STATUS.DRIVER_OK | STATUS.FEATURES_OK);
+    const becameLive = live(next) && !live(this.status);
     this.status = next | (this.status & STATUS.DEVICE_NEEDS_RESET);
     this.options.onStatus?.(this.status);
-    if (becameLive && this.status & STATUS.FEATURES_OK) {
+    if (becameLive) {
       this.device.activate(this.negotiated, this.queues.slice(0, this.numQueues));
-      for (const index of this.earlyNotified) this.device.notify(index);
+      const early = [...this.earlyNotified];
+      this.earlyNotified.clear();
+      for (const index of early) this.device.notify(index);
     }
-    if (becameLive) this.earlyNotified.clear();
   }
 
   /** 3.1.1 step 5-6: FEATURES_OK stays clear if the driver accepted what was not offered or the device refuses the set. */
@@ -358,7 +432,7 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     }
     const refusal = this.device.validateFeatures(this.driverFeatures & ~TRANSPORT_FEATURES);
     if (refusal) {
-      this.diagnose("features-refused", refusal);
+      this.diagnose("features-refused", `FEATURES_OK refused: ${refusal}`, { accepted: `0x${this.driverFeatures.toString(16)}` });
       return false;
     }
     this.negotiated = this.driverFeatures;
@@ -376,6 +450,10 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     if (v === 0) {
       // 4.1.4.3.2: without VIRTIO_F_RING_RESET the driver MUST NOT write 0 to queue_enable.
       this.diagnose("queue-disable-not-supported", `queue_enable 0 written for queue ${q.index}`);
+      return;
+    }
+    if (v !== 1) {
+      this.diagnose("queue-enable-bad-value", `queue_enable ${v} written for queue ${q.index}: only 1 enables a queue; ignored`, { queue: q.index, value: v });
       return;
     }
     if (q.enabled) return;
@@ -402,8 +480,8 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     this.options.onStatus?.(this.status);
   }
 
-  private diagnose(kind: TransportDiagnosticKind, message: string): void {
-    this.options.onDiagnostic?.({ kind, message });
+  private diagnose(kind: TransportDiagnosticKind, message: string, detail?: Record<string, unknown>): void {
+    this.options.onDiagnostic?.(detail ? { kind, message, detail } : { kind, message });
   }
 
   // ---- persistence -----------------------------------------------------------------------------
@@ -418,11 +496,28 @@ export class VirtioPciTransport implements VirtioTransportHandle {
       queueSelect: this.queueSelect,
       isr: this.isr,
       configGeneration: this.configGeneration,
+      earlyNotified: [...this.earlyNotified],
       queues: this.queues.map((q) => q.saveState()),
     };
   }
 
-  restoreState(s: TransportState): void {
+  /** Parse a saved transport state against this transport without changing anything (see parseTransportState). */
+  parseState(raw: unknown, path = "transport"): TransportState {
+    return parseTransportState(raw, path, {
+      offered: this.device.offeredFeatures(),
+      validate: (f) => this.device.validateFeatures(f, { dryRun: true }),
+      queueCount: (f) => this.device.queueCount(f),
+      queues: this.queues.map((q) => ({ index: q.index, maxSize: q.maxSize, memSize: q.memSize })),
+    });
+  }
+
+  /** parseState + applyState (the transport alone; a whole balloon restores through src/host/snapshot.ts). */
+  restoreState(raw: unknown): void {
+    this.applyState(this.parseState(raw));
+  }
+
+  /** Commit a parseState() result (cannot fail). */
+  applyState(s: TransportState): void {
     this.status = s.status;
     this.negotiated = BigInt(s.negotiated);
     this.driverFeatures = BigInt(s.driverFeatures);
@@ -430,10 +525,17 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     this.driverFeatureSelect = s.driverFeatureSelect;
     this.queueSelect = s.queueSelect;
     this.configGeneration = s.configGeneration;
-    s.queues.forEach((qs, i) => this.queues[i]?.restoreState(qs));
+    this.earlyNotified.clear();
+    for (const i of s.earlyNotified) this.earlyNotified.add(i);
+    s.queues.forEach((qs, i) => this.queues[i]!.applyState(qs));
     this.isr = s.isr;
     // The restored PIC holds the line level already; only our bookkeeping follows it.
     this.irqRaised = this.isr !== 0;
+  }
+
+  /** The device goes live exactly when DRIVER_OK and FEATURES_OK are both set. */
+  get live(): boolean {
+    return (this.status & (STATUS.DRIVER_OK | STATUS.FEATURES_OK)) === (STATUS.DRIVER_OK | STATUS.FEATURES_OK);
   }
 }
 
@@ -446,42 +548,68 @@ export interface TransportState {
   queueSelect: number;
   isr: number;
   configGeneration: number;
-  queues: ReturnType<Virtqueue["saveState"]>[];
+  /** Queues notified before DRIVER_OK, delivered when the device goes live. */
+  earlyNotified: number[];
+  queues: VirtqueueState[];
 }
 
-/** PCI type-0 header plus the virtio vendor capabilities (4.1.4), all pointing into BAR 0. */
-export function buildConfigSpace(deviceType: number, port: number): Uint8Array {
-  const space = new Uint8Array(256);
-  const dv = new DataView(space.buffer);
-  dv.setUint16(0x00, VIRTIO_PCI_VENDOR, true);
-  dv.setUint16(0x02, 0x1040 + deviceType, true); // 4.1.2: modern-only device id
-  dv.setUint16(0x06, 0x0010, true); // status: capabilities list present
-  space[0x08] = 1; // 4.1.2.1: revision 1 for a modern-only device
-  space[0x0b] = 0xff; // class: other (as QEMU's balloon)
-  dv.setUint32(0x10, (port & ~3) | 1, true); // BAR0: I/O space
-  dv.setUint16(0x2c, VIRTIO_PCI_VENDOR, true);
-  dv.setUint16(0x2e, 0x40 + deviceType, true); // 4.1.2: subsystem id >= 0x40 for modern devices
-  space[0x3d] = 1; // interrupt pin INTA#
-  const caps = [
-    { type: CAP_COMMON, ...BAR_LAYOUT.common },
-    { type: CAP_NOTIFY, ...BAR_LAYOUT.notify },
-    { type: CAP_ISR, ...BAR_LAYOUT.isr },
-    { type: CAP_DEVICE, ...BAR_LAYOUT.device },
-  ];
-  space[0x34] = 0x40;
-  let at = 0x40;
-  caps.forEach((cap, i) => {
-    const len = cap.type === CAP_NOTIFY ? 20 : 16;
-    const next = i === caps.length - 1 ? 0 : at + 20;
-    space[at] = 0x09; // vendor-specific capability
-    space[at + 1] = next;
-    space[at + 2] = len;
-    space[at + 3] = cap.type;
-    space[at + 4] = 0; // BAR 0
-    dv.setUint32(at + 8, cap.offset, true);
-    dv.setUint32(at + 12, cap.length, true);
-    if (cap.type === CAP_NOTIFY) dv.setUint32(at + 16, BAR_LAYOUT.notifyMultiplier, true);
-    at += 20;
+/** What a saved transport is checked against: the device's offer and rules, and its queues. */
+export interface TransportLimits {
+  /** Device features offered (without the transport's own). */
+  offered: bigint;
+  /** The device's FEATURES_OK rules (reason to refuse, or null). */
+  validate(accepted: bigint): string | null;
+  queueCount(features: bigint): number;
+  queues: readonly QueueLimits[];
+}
+
+/**
+ * Parse a saved transport state without changing anything: every register in the range a driver can
+ * reach, status made of driver bits (+ DEVICE_NEEDS_RESET), negotiated features a subset of what is
+ * offered and accepted by the device's rules, one saved queue per queue. Throws StateError.
+ */
+export function parseTransportState(raw: unknown, path: string, limits: TransportLimits): TransportState {
+  const r: StateReader = StateReader.root(path, raw);
+  const status = r.u8("status");
+  if (status & ~(DRIVER_STATUS_BITS | STATUS.DEVICE_NEEDS_RESET)) r.fail("status", `reserved bits set (0x${status.toString(16)})`);
+  const negotiated = r.u64("negotiated");
+  const driverFeatures = r.u64("driverFeatures");
+  const featuresOk = (status & STATUS.FEATURES_OK) !== 0;
+  if (featuresOk) {
+    const extra = negotiated & ~(limits.offered | TRANSPORT_FEATURES);
+    if (extra) r.fail("negotiated", `bits never offered: 0x${extra.toString(16)}`);
+    const refusal = limits.validate(negotiated & ~TRANSPORT_FEATURES);
+    if (refusal) r.fail("negotiated", `a set the device refuses: ${refusal}`);
+    if (negotiated !== driverFeatures) r.fail("driverFeatures", "differs from the negotiated features after FEATURES_OK");
+  } else if (negotiated !== 0n) {
+    r.fail("negotiated", "features negotiated without FEATURES_OK");
+  }
+  const isr = r.int("isr", 0, 3);
+  const queuesRaw = r.array("queues");
+  if (queuesRaw.length !== limits.queues.length) r.fail("queues", `${queuesRaw.length} queues saved, this device has ${limits.queues.length}`);
+  const queues = limits.queues.map((q, i) => parseVirtqueueState(queuesRaw[i], `${path}.queues[${i}]`, q));
+  const indirect = (negotiated & TRANSPORT_FEATURES) !== 0n;
+  const numQueues = limits.queueCount(featuresOk ? negotiated : limits.offered);
+  queues.forEach((q, i) => {
+    const at = `${path}.queues[${i}]`;
+    if (q.allowIndirect && !indirect) throw new StateError(`${at}.allowIndirect`, "set without VIRTIO_F_INDIRECT_DESC negotiated");
+    if (q.eventIdx) throw new StateError(`${at}.eventIdx`, "VIRTIO_F_EVENT_IDX is never offered");
+    if (q.enabled && i >= numQueues) throw new StateError(`${at}.enabled`, `queue ${i} does not exist with these features (${numQueues} queues)`);
   });
-  return space;
+  const live = (status & (STATUS.DRIVER_OK | STATUS.FEATURES_OK)) === (STATUS.DRIVER_OK | STATUS.FEATURES_OK);
+  const earlyRaw = r.raw.earlyNotified === undefined ? [] : r.array("earlyNotified");
+  if (earlyRaw.length > 0 && live) r.fail("earlyNotified", "early notifications are delivered when the device goes live; none can be pending after it");
+  const earlyNotified = earlyRaw.map((x, i) => {
+    // Bounded by the queues that exist, not by num_queues: FEATURES_OK may shrink it after the notify.
+    if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x >= queues.length || !queues[x]!.enabled) {
+      throw new StateError(`${path}.earlyNotified[${i}]`, "not an enabled queue");
+    }
+    return x;
+  });
+  return {
+    status, negotiated: negotiated.toString(), driverFeatures: driverFeatures.toString(),
+    deviceFeatureSelect: r.u32("deviceFeatureSelect"), driverFeatureSelect: r.u32("driverFeatureSelect"),
+    queueSelect: r.u16("queueSelect"), isr, configGeneration: r.u8("configGeneration"),
+    earlyNotified: [...new Set(earlyNotified)], queues,
+  };
 }

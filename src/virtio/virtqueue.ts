@@ -1,6 +1,7 @@
 import type { GuestMemory } from "../memory/guest-memory.js";
 import { SEGMENT_RECORD_BYTES, walkErrorKind, type HotPath } from "../hotpath/types.js";
 import { ChainError, type DescriptorChain, type Segment } from "./chain.js";
+import { MAX_ADDR_REG, StateReader } from "./state.js";
 
 export { CHAIN_ERROR_KINDS, ChainError, type ChainErrorKind, type DescriptorChain, type Segment } from "./chain.js";
 
@@ -26,7 +27,6 @@ export interface VirtqueueOptions {
   maxSegments?: number;
 }
 
-function isU16(x: unknown): x is number { return typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= 0xffff; }
 function isAddr(x: unknown): x is number { return typeof x === "number" && Number.isInteger(x) && x >= 0 && x <= Number.MAX_SAFE_INTEGER; }
 
 /**
@@ -75,20 +75,8 @@ export class Virtqueue {
 
   /** Driver set queue_enable = 1. Returns null, or the reason the queue is refused (it stays disabled). */
   enable(): string | null {
-    const s = this.size;
-    if (!Number.isInteger(s) || s < 1 || s > this.maxSize || (s & (s - 1)) !== 0) {
-      return `queue size ${s} is not a power of 2 in [1, ${this.maxSize}]`;
-    }
-    const a = Virtqueue.areaSizes(s);
-    // 2.7 virtio 1.2 alignment: descriptor table 16, driver area 2, device area 4.
-    if (!isAddr(this.descAddr) || this.descAddr % 16 !== 0) return `descriptor table 0x${this.descAddr.toString(16)} not 16-byte aligned`;
-    if (!isAddr(this.driverAddr) || this.driverAddr % 2 !== 0) return `driver area 0x${this.driverAddr.toString(16)} not 2-byte aligned`;
-    if (!isAddr(this.deviceAddr) || this.deviceAddr % 4 !== 0) return `device area 0x${this.deviceAddr.toString(16)} not 4-byte aligned`;
-    const ram = this.mem.size;
-    const inside = (addr: number, len: number) => addr <= ram && len <= ram - addr;
-    if (!inside(this.descAddr, a.desc)) return `descriptor table [0x${this.descAddr.toString(16)}, +${a.desc}) outside RAM`;
-    if (!inside(this.driverAddr, a.driver)) return `driver area [0x${this.driverAddr.toString(16)}, +${a.driver}) outside RAM`;
-    if (!inside(this.deviceAddr, a.device)) return `device area [0x${this.deviceAddr.toString(16)}, +${a.device}) outside RAM`;
+    const why = queueProblem(this.size, this.maxSize, this.mem.size, this.descAddr, this.driverAddr, this.deviceAddr);
+    if (why) return why;
     this.enabled = true;
     this.lastAvail = 0;
     this.usedIdx_ = 0;
@@ -194,26 +182,73 @@ export class Virtqueue {
     };
   }
 
-  /** Restore a saveState() result (validated; throws on nonsense). An enabled queue is re-checked like enable(). */
-  restoreState(state: object): void {
-    const s = state as Partial<VirtqueueState>;
-    if (!isU16(s.size) || !isAddr(s.descAddr) || !isAddr(s.driverAddr) || !isAddr(s.deviceAddr)
-      || typeof s.enabled !== "boolean" || !isU16(s.lastAvail) || !isU16(s.usedIdx)) {
-      throw new TypeError(`virtqueue ${this.index}: bad saved state`);
-    }
+  /** Parse a saveState() result for this queue without changing anything (see parseVirtqueueState). */
+  parseState(raw: unknown, path: string): VirtqueueState {
+    return parseVirtqueueState(raw, path, { index: this.index, maxSize: this.maxSize, memSize: this.mem.size });
+  }
+
+  /** Guest RAM size in bytes (the limit every ring address is checked against). */
+  get memSize(): number {
+    return this.mem.size;
+  }
+
+  /** Commit a parseState() result (cannot fail). */
+  applyState(s: VirtqueueState): void {
     this.size = s.size;
     this.descAddr = s.descAddr;
     this.driverAddr = s.driverAddr;
     this.deviceAddr = s.deviceAddr;
-    this.allowIndirect = s.allowIndirect === true;
-    this.eventIdx = s.eventIdx === true;
-    this.enabled = false;
-    if (s.enabled) {
-      const why = this.enable();
-      if (why) throw new TypeError(`virtqueue ${this.index}: saved state refused: ${why}`);
-    }
+    this.allowIndirect = s.allowIndirect;
+    this.eventIdx = s.eventIdx;
+    this.enabled = s.enabled;
     this.lastAvail = s.lastAvail;
     this.usedIdx_ = s.usedIdx;
-    this.signalledUsed = isU16(s.signalledUsed) ? s.signalledUsed : s.usedIdx;
+    this.signalledUsed = s.signalledUsed;
   }
+
+  /** parseState + applyState. */
+  restoreState(state: unknown, path = `queue ${this.index}`): void {
+    this.applyState(this.parseState(state, path));
+  }
+}
+
+/** What a saved queue is checked against: its index, maximum size, and the guest RAM size. */
+export interface QueueLimits { index: number; maxSize: number; memSize: number }
+
+/**
+ * Parse a saved queue without changing anything. Everything a driver can write is accepted (any u16 size,
+ * any address up to 2^64 on a disabled queue); an enabled queue must pass the same checks as enable().
+ * Throws StateError naming the field under `path`.
+ */
+export function parseVirtqueueState(raw: unknown, path: string, limits: QueueLimits): VirtqueueState {
+  const r = StateReader.root(path, raw);
+  const addr = (k: string) => r.int(k, 0, MAX_ADDR_REG);
+  const s: VirtqueueState = {
+    index: r.int("index", limits.index, limits.index), size: r.u16("size"),
+    descAddr: addr("descAddr"), driverAddr: addr("driverAddr"), deviceAddr: addr("deviceAddr"),
+    enabled: r.bool("enabled"), lastAvail: r.u16("lastAvail"), usedIdx: r.u16("usedIdx"),
+    signalledUsed: r.u16("signalledUsed"), allowIndirect: r.bool("allowIndirect"), eventIdx: r.bool("eventIdx"),
+  };
+  if (s.enabled) {
+    const why = queueProblem(s.size, limits.maxSize, limits.memSize, s.descAddr, s.driverAddr, s.deviceAddr);
+    if (why) r.fail("enabled", `an enabled queue must be valid: ${why}`);
+  }
+  return s;
+}
+
+/** Why a queue with these registers cannot run (null: it can). */
+function queueProblem(s: number, maxSize: number, ram: number, descAddr: number, driverAddr: number, deviceAddr: number): string | null {
+  if (!Number.isInteger(s) || s < 1 || s > maxSize || (s & (s - 1)) !== 0) {
+    return `queue size ${s} is not a power of 2 in [1, ${maxSize}]`;
+  }
+  const a = Virtqueue.areaSizes(s);
+  // 2.7 virtio 1.2 alignment: descriptor table 16, driver area 2, device area 4.
+  if (!isAddr(descAddr) || descAddr % 16 !== 0) return `descriptor table 0x${descAddr.toString(16)} not 16-byte aligned`;
+  if (!isAddr(driverAddr) || driverAddr % 2 !== 0) return `driver area 0x${driverAddr.toString(16)} not 2-byte aligned`;
+  if (!isAddr(deviceAddr) || deviceAddr % 4 !== 0) return `device area 0x${deviceAddr.toString(16)} not 4-byte aligned`;
+  const inside = (addr: number, len: number) => addr <= ram && len <= ram - addr;
+  if (!inside(descAddr, a.desc)) return `descriptor table [0x${descAddr.toString(16)}, +${a.desc}) outside RAM`;
+  if (!inside(driverAddr, a.driver)) return `driver area [0x${driverAddr.toString(16)}, +${a.driver}) outside RAM`;
+  if (!inside(deviceAddr, a.device)) return `device area [0x${deviceAddr.toString(16)}, +${a.device}) outside RAM`;
+  return null;
 }

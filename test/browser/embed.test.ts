@@ -1,14 +1,10 @@
 /**
- * The embeddable element in Chromium: examples/embed.html (two VMs on one page, from the built site)
- * and the library build (dist/lib/v86-balloon.js) used from a plain static page by one script tag.
+ * The embeddable element in Chromium: examples/embed.html (two VMs on one page, from the built site).
+ * The library build from a plain page and a bundler is test/package.test.ts (from the installed tarball).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, ROOT, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/embed.test.ts: ${missing}`);
@@ -45,7 +41,6 @@ async function waitElementText(page: Page, id: string, pattern: RegExp, timeoutM
 describe.skipIf(missing !== null)("embeddable <v86-balloon-vm> in Chromium", () => {
   let browser: Browser;
   let server: StaticServer | undefined;
-  let libRoot: string | undefined;
 
   beforeAll(async () => {
     requireBuiltSite();
@@ -55,7 +50,6 @@ describe.skipIf(missing !== null)("embeddable <v86-balloon-vm> in Chromium", () 
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    if (libRoot) rmSync(libRoot, { recursive: true, force: true });
   });
 
   it("examples/embed.html boots two VMs, each with its own terminal and balloon features", async () => {
@@ -81,25 +75,5 @@ describe.skipIf(missing !== null)("embeddable <v86-balloon-vm> in Chromium", () 
     await page.goto("about:blank");
     await server.close();
     server = undefined;
-  });
-
-  it("the library build works from a plain static page with one script tag", async () => {
-    libRoot = mkdtempSync(join(tmpdir(), "v86-balloon-lib-"));
-    await build({ configFile: join(ROOT, "vite.lib.config.ts"), logLevel: "error", build: { outDir: join(libRoot, "lib"), emptyOutDir: true } });
-    writeFileSync(
-      join(libRoot, "plain.html"),
-      `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain</title>
-<script type="module" src="./lib/v86-balloon.js"></script>
-<v86-balloon-vm id="lib" memory="80" features="stats" autostart compact commands="echo lib-$((40 + 2))"></v86-balloon-vm>`,
-    );
-    // The page's directory has lib/ only; guest/ (the module's default ../guest/) comes from dist/.
-    server = await serveStatic(libRoot, DIST);
-    const page = browser.page;
-    await page.goto(`${server.url}plain.html`);
-    await waitElementReady(page, "lib");
-    await waitElementText(page, "lib", /lib-42/);
-    const requested = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => e.name));
-    expect(requested.some((u) => u.endsWith("/lib/v86.wasm"))).toBe(true);
-    expect(pageErrors(page)).toEqual([]);
   });
 });

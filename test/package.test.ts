@@ -1,0 +1,161 @@
+/**
+ * The published package, used as a newcomer would: `npm pack` (prepack builds it), install the tarball
+ * into a fresh temporary project, then (a) a Vite app importing "v86-balloon" boots in Chromium, (b) a
+ * plain page with one script tag to the installed module boots, (c) plain Node (no tsx) imports
+ * "v86-balloon/node" and inflates 16 MiB, (d) `npx v86-balloon test` runs a guest test from the
+ * installed package, (e) the types resolve under moduleResolution bundler and node16, and a missing
+ * image is reported with its URL.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser } from "./browser/launcher.js";
+
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
+const missing = chromiumMissing();
+
+function run(cmd: string, args: string[], cwd: string, timeout = 240_000): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout, env: { ...process.env, npm_config_audit: "false", npm_config_fund: "false" } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+type VMEl = HTMLElement & { ready: Promise<unknown>; text(): string };
+
+/** Waits until the terminal text of the element `selector` (null: the page's `window.vm` from mount()) matches `pattern`. */
+async function waitText(page: Page, selector: string | null, pattern: RegExp, timeoutMs = 150_000): Promise<string> {
+  const handle = await page.waitForFunction(
+    ([sel, src]) => {
+      const el = sel ? (document.querySelector(sel) as VMEl | null) : null;
+      const text = el?.text?.() ?? (window as unknown as { vm?: { text(): string } }).vm?.text() ?? "";
+      return new RegExp(src).test(text) ? text : false;
+    },
+    [selector, pattern.source] as const,
+    { timeout: timeoutMs, polling: 250 },
+  );
+  return String(await handle.jsonValue());
+}
+
+describe("the npm package, installed from its tarball", () => {
+  let work: string;
+  let app: string;
+  let browser: Browser | undefined;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "v86-balloon-pkg-"));
+    run("npm", ["pack", "--pack-destination", work], ROOT);
+    const tarball = readdirSync(work).find((f) => f.endsWith(".tgz"));
+    expect(tarball, "npm pack wrote no tarball").toBeTruthy();
+    app = join(work, "app");
+    execFileSync("mkdir", [app]);
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+    run("npm", ["install", "--prefer-offline", join(work, tarball!), `vite@${pkg.devDependencies.vite}`], app);
+  }, 400_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("ships the compiled entry points, the guest images and both wasm files, and no TypeScript sources", () => {
+    const root = join(app, "node_modules/v86-balloon");
+    const files = run("find", [".", "-type", "f"], root).split("\n");
+    for (const f of ["./dist/lib/v86-balloon.js", "./dist/lib/v86.wasm", "./lib/node/index.js", "./lib/harness/cli.js", "./build/hotpath.wasm", "./public/guest/bzImage", "./public/guest/initramfs.cpio", "./public/guest/bios.bin", "./guest/initramfs/tests/lib.sh"]) {
+      expect(files, f).toContain(f);
+    }
+    expect(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
+  });
+
+  it("(c) plain Node imports v86-balloon/node, boots and inflates 16 MiB", () => {
+    writeFileSync(
+      join(app, "inflate.mjs"),
+      `import { startNodeBalloonVM } from "v86-balloon/node";
+const { vm, host } = await startNodeBalloonVM({ memoryMiB: 128 });
+if (!host.features.negotiatedNames.includes("VERSION_1")) throw new Error("driver did not negotiate: " + host.features.negotiatedNames);
+const pages = (16 << 20) / 4096;
+host.setTarget(pages);
+await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error("inflate timed out at " + host.actual + " pages")), 120000);
+  const check = () => { if (host.actual >= pages) { clearTimeout(timer); resolve(); } };
+  host.on("actual", check);
+  check();
+});
+console.log("inflated " + host.actual + " pages; guest " + (await vm.run("grep MemTotal /proc/meminfo")).trim());
+await vm.destroy();
+`,
+    );
+    const out = run("node", ["inflate.mjs"], app);
+    expect(out).toMatch(/inflated 4096 pages; guest MemTotal:/);
+  });
+
+  it("(d) npx v86-balloon test runs a guest test from the installed package", () => {
+    const out = run("npx", ["v86-balloon", "test", "--filter", "balloon-present"], app);
+    expect(out).toMatch(/node: 1 passed, 0 failed/);
+  });
+
+  it("(e) the types resolve under moduleResolution bundler and node16", () => {
+    writeFileSync(
+      join(app, "use.ts"),
+      `import { mount, FEATURES, type MountOptions } from "v86-balloon";
+import { startNodeBalloonVM, type BalloonHost } from "v86-balloon/node";
+import { runTests } from "v86-balloon/harness";
+const o: MountOptions = { memory: 96, features: ["stats", "hinting"] };
+export const used = [mount, FEATURES, o, startNodeBalloonVM, runTests] as const;
+export type H = BalloonHost;
+`,
+    );
+    const tsc = join(ROOT, "node_modules/typescript/bin/tsc");
+    const common = ["--noEmit", "--strict", "--target", "es2022", "--lib", "es2022,dom", "--types", "node", "--typeRoots", join(ROOT, "node_modules/@types"), "--skipLibCheck", "use.ts"];
+    run("node", [tsc, "--module", "esnext", "--moduleResolution", "bundler", ...common], app);
+    run("node", [tsc, "--module", "node16", "--moduleResolution", "node16", ...common], app);
+  });
+
+  describe.skipIf(missing !== null)("in Chromium", () => {
+    beforeAll(async () => {
+      browser = await launchChromium({ viewport: { width: 1000, height: 800 } });
+    });
+
+    it("(a) a Vite app that imports v86-balloon builds and boots to a prompt", async () => {
+      writeFileSync(join(app, "index.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite app</title>
+<div id="box" style="height:300px"></div><script type="module" src="./main.js"></script>`);
+      writeFileSync(join(app, "main.js"), `import { mount } from "v86-balloon";
+window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, commands: "echo vite-$((40 + 2))" });`);
+      run("npx", ["vite", "build", "--logLevel", "error"], app);
+      const server = await serveStatic(join(app, "dist"));
+      try {
+        const page = browser!.page;
+        await page.goto(server.url);
+        await waitText(page, null, /vite-42/);
+        expect(pageErrors(page)).toEqual([]);
+      } finally {
+        await browser!.page.goto("about:blank");
+        await server.close();
+      }
+    });
+
+    it("(b) a plain page with one script tag to the installed module boots; a missing image names its URL", async () => {
+      writeFileSync(join(app, "plain.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain</title>
+<script type="module" src="./node_modules/v86-balloon/dist/lib/v86-balloon.js"></script>
+<v86-balloon-vm id="ok" memory="96" compact autostart commands="echo plain-$((40 + 2))"></v86-balloon-vm>
+<v86-balloon-vm id="bad" memory="96" autostart images="./no-such-dir/"></v86-balloon-vm>`);
+      const server = await serveStatic(app);
+      try {
+        const page = browser!.page;
+        await page.goto(`${server.url}plain.html`);
+        await waitText(page, "#ok", /plain-42/);
+        const error = await page.waitForFunction(() => document.querySelector("#bad")?.shadowRoot?.querySelector(".v86b-overlay strong")?.parentElement?.textContent ?? document.querySelector("#bad .v86b-overlay")?.textContent, null, { timeout: 60_000 });
+        const text = String(await error.jsonValue());
+        expect(text).toContain("A guest file could not be loaded");
+        expect(text).toContain(`${server.url}no-such-dir/manifest.json`);
+        expect(text).toContain("HTTP 404");
+        expect(pageErrors(page).filter((e) => !e.includes("no-such-dir"))).toEqual([]);
+      } finally {
+        await browser!.page.goto("about:blank");
+        await server.close();
+      }
+    });
+  });
+});
