@@ -30,10 +30,6 @@ const SILENT_MS = 3000;
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]|\x1b[78=>]/g;
 const TIMESTAMP = /^\[\s*\d+\.\d+\]\s?/;
-// eslint-disable-next-line no-control-regex
-const CPR = /^\x1b\[\d+;\d+R$/;
-/** A cursor position query the terminal never answers stops holding the hidden stty back after this. */
-const CPR_WAIT_MS = 500;
 
 /** A line as compared for repeats: no CR, no escape sequences, no printk timestamp. */
 export function lineKey(raw: string): string {
@@ -75,8 +71,6 @@ export class ConsoleStream {
   private idle = false;
   private wanted: [number, number] | null = null;
   private connected = false;
-  /** When the guest asked for the cursor position and the terminal has not answered yet (0: not waiting). */
-  private cprAt = 0;
   private silent: { expect: string; got: string; size: [number, number]; timer: ReturnType<typeof setTimeout> } | null = null;
 
   constructor(private readonly opts: ConsoleStreamOptions) {}
@@ -87,16 +81,9 @@ export class ConsoleStream {
     this.trySendSize();
   }
 
-  /**
-   * What the terminal sent the guest (after it was sent): typing ends the idle prompt; the answer to
-   * ash's cursor position query (ESC [6n after each prompt) must reach the shell before a hidden stty,
-   * or the tty would echo it while stty runs.
-   */
-  input(data: string): void {
-    if (CPR.test(data)) {
-      this.cprAt = 0;
-      this.trySendSize();
-    } else this.idle = false;
+  /** The user typed something: the shell is no longer idle at an empty prompt. */
+  typed(): void {
+    this.idle = false;
   }
 
   /** The terminal now has this size: tell the guest as soon as its shell is idle. */
@@ -115,7 +102,6 @@ export class ConsoleStream {
     for (const c of text) this.char(c);
     if (this.held && !this.holdTimer) this.holdTimer = setTimeout(() => this.release(), this.repeats ? HOLD_IN_RUN_MS : HOLD_MS);
     this.tail = (this.tail + text).slice(-64);
-    if (this.tail.endsWith("\x1b[6n")) this.cprAt = Date.now();
     // ash follows its prompt with a cursor position query (ESC [6n).
     this.idle = this.tail.replace(ANSI, "").endsWith(PROMPT);
     this.trySendSize();
@@ -180,10 +166,6 @@ export class ConsoleStream {
 
   private trySendSize(): void {
     if (!this.wanted || this.silent || !this.idle || !this.connected) return;
-    if (this.cprAt && Date.now() - this.cprAt < CPR_WAIT_MS) {
-      setTimeout(() => this.trySendSize(), CPR_WAIT_MS);
-      return;
-    }
     const size = this.wanted;
     if (this.guestSize && size[0] === this.guestSize[0] && size[1] === this.guestSize[1]) {
       this.wanted = null;

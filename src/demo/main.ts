@@ -59,9 +59,10 @@ function setState(state: State, text: string): void {
 
 const params = parseParams(location.search);
 let vmRef: VM | null = null;
+// The terminal never passes its own replies (cursor reports) on: what arrives here is the user typing.
 const terminal = createTerminalPanel((data) => {
+  stream.typed();
   vmRef?.send(data);
-  stream.input(data);
 });
 const stream = new ConsoleStream({
   out: (text) => terminal.writeSerial(text),
