@@ -6,10 +6,17 @@
  *   demo.chart_fps        chart redraws per second while the balloon inflates (capped at 5 by design)
  *   demo.raf_fps          animation frames per second over the same window (page responsiveness)
  *   demo.inflate_mib_s    balloon growth seen by the page during that window
+ *   demo.node_prompt_ms   the same guest booted in Node in the same run (median of 3): the page's goal
+ *                         is demo.prompt_ms <= 2 x demo.node_prompt_ms
+ *   demo.first_inflate_64m_ms / demo.third_inflate_64m_ms  target 0 -> 64 MiB until actual = 64 MiB, the
+ *                         first after boot (the one a visitor sees) and the third, in the same page
+ *   demo.axe_serious / demo.axe_critical  axe-core violations (rules, summed) before boot, after boot and
+ *                         after an inflate (goal 0)
  */
 import type { Page, Request } from "playwright-core";
-import { waitReady } from "../test/browser/demo-page.js";
+import { axeFindings, waitReady } from "../test/browser/demo-page.js";
 import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../test/browser/launcher.js";
+import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
 import { median } from "./support.js";
 
 const MEMORY_MIB = 128;
@@ -64,6 +71,39 @@ async function measureInflate(page: Page): Promise<{ chartFps: number; rafFps: n
   }, MEMORY_MIB);
 }
 
+/** Inflate 0 -> 64 MiB three times in the page; ms until actual reached it, first and third. */
+async function inflates64(page: Page): Promise<number[]> {
+  return page.evaluate(async () => {
+    const b = window.__demo.balloon!;
+    const until = async (pages: number) => {
+      while (b.actual !== pages) await new Promise((r) => setTimeout(r, 10));
+    };
+    const out: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      window.__demo.controls!.setTargetMiB(0);
+      await until(0);
+      const t0 = performance.now();
+      window.__demo.controls!.setTargetMiB(64);
+      await until(64 * 256);
+      out.push(performance.now() - t0);
+    }
+    window.__demo.controls!.setTargetMiB(0);
+    await until(0);
+    return out;
+  });
+}
+
+async function nodePromptMs(): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = Date.now();
+    const { vm } = await startNodeBalloonVM({ memoryMiB: MEMORY_MIB });
+    times.push(Date.now() - t0);
+    await vm.destroy();
+  }
+  return median(times);
+}
+
 export async function run(): Promise<Record<string, number>> {
   requireBuiltSite();
   const server = await serveStatic(DIST);
@@ -73,6 +113,12 @@ export async function run(): Promise<Record<string, number>> {
     const times: number[] = [];
     let bytes: Record<string, number> = {};
     let inflate = { chartFps: 0, rafFps: 0, mibPerS: 0 };
+    let inflate64: number[] = [];
+    const axe = { serious: 0, critical: 0 };
+    const addAxe = (f: { serious: string[]; critical: string[] }) => {
+      axe.serious += f.serious.length;
+      axe.critical += f.critical.length;
+    };
     for (let i = 0; i < RUNS; i++) {
       const page = await browser.context.newPage();
       const requests: Request[] = [];
@@ -83,13 +129,29 @@ export async function run(): Promise<Record<string, number>> {
       times.push(Date.now() - t0);
       if (i === 0) {
         bytes = await bytesOf(requests);
+        inflate64 = await inflates64(page);
         inflate = await measureInflate(page);
+        addAxe(await axeFindings(page));
+        await page.evaluate(() => window.__demo.controls!.setTargetMiB(32));
+        await page.waitForFunction(() => window.__demo.balloon!.actual === 32 * 256, undefined, { timeout: 120_000 });
+        addAxe(await axeFindings(page));
       }
       await page.close();
     }
+    const before = await browser.context.newPage();
+    await before.goto(`${server.url}index.html`);
+    await before.waitForFunction(() => window.__demo !== undefined);
+    addAxe(await axeFindings(before));
+    await before.close();
+    const nodeMs = await nodePromptMs();
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);
     return {
       "demo.prompt_ms": Math.round(median(times)),
+      "demo.node_prompt_ms": Math.round(nodeMs),
+      "demo.first_inflate_64m_ms": Math.round(inflate64[0] ?? 0),
+      "demo.third_inflate_64m_ms": Math.round(inflate64[2] ?? 0),
+      "demo.axe_serious": axe.serious,
+      "demo.axe_critical": axe.critical,
       "demo.page_bytes": total,
       "demo.page_bytes_js": bytes.js,
       "demo.page_bytes_wasm": bytes.wasm,
