@@ -6,10 +6,11 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { artifactPath, chromiumMissing, DIST, launchChromium, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { artifactPath, chromiumMissing, DIST } from "./launcher.js";
 import { axeFindings, runInTerminal, waitGuestSize, waitReady } from "./demo-page.js";
+import { useDemoSite } from "./demo-site.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/demo-access.test.ts: ${missing}`);
@@ -57,23 +58,11 @@ async function tabOrder(page: Page, n: number): Promise<string[]> {
 }
 
 describe.skipIf(missing !== null)("demo access in Chromium", () => {
-  let server: StaticServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    requireBuiltSite();
-    server = await serveStatic(DIST);
-    browser = await launchChromium({ viewport: { width: 1280, height: 800 } });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  const site = useDemoSite({ width: 1280, height: 800 });
 
   const open = async (query: string) => {
-    const p = await browser.context.newPage();
-    await p.goto(`${server.url}index.html${query}`);
+    const p = await site.browser.context.newPage();
+    await p.goto(`${site.server.url}index.html${query}`);
     await p.waitForFunction(() => window.__demo !== undefined, undefined, { timeout: 30_000 });
     return p;
   };
@@ -134,14 +123,14 @@ describe.skipIf(missing !== null)("demo access in Chromium", () => {
   });
 
   it("boot progress names each step, the bar is a progressbar, and the stated download size is what is transferred", async () => {
-    const p = await browser.context.newPage();
+    const p = await site.browser.context.newPage();
     try {
       const bytes: number[] = [];
       let booting = false;
       p.on("requestfinished", async (r) => {
         if (booting && r.url().startsWith("http")) bytes.push((await r.sizes()).responseBodySize);
       });
-      await p.goto(`${server.url}index.html?memory=96`);
+      await p.goto(`${site.server.url}index.html?memory=96`);
       await p.waitForFunction(() => window.__demo?.statedDownloadBytes !== null, undefined, { timeout: 30_000 });
       const stated = await p.evaluate(() => window.__demo.statedDownloadBytes!);
       const statedText = await p.locator("#setup-size").innerText();
@@ -221,10 +210,10 @@ describe.skipIf(missing !== null)("demo access in Chromium", () => {
   });
 
   it("phone 390x844: nothing clipped before or after boot; the guest knows the terminal's size, also after a resize", async () => {
-    const p = await browser.context.newPage();
+    const p = await site.browser.context.newPage();
     try {
       await p.setViewportSize({ width: 390, height: 844 });
-      await p.goto(`${server.url}index.html?memory=128&features=stats`);
+      await p.goto(`${site.server.url}index.html?memory=128&features=stats`);
       await p.waitForFunction(() => window.__demo !== undefined);
       expect(await clipped(p)).toEqual([]);
       await p.screenshot({ path: artifactPath("demo-phone-setup.png"), fullPage: true });

@@ -78,3 +78,4 @@ export async function axeFindings(page: Page): Promise<{ serious: string[]; crit
     return { serious: of("serious"), critical: of("critical") };
   });
 }
+

@@ -6,10 +6,11 @@
  *    and Reboot boots the same machine again;
  *  - a run of identical console lines is collapsed.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { chromiumMissing, DIST, launchChromium, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { chromiumMissing } from "./launcher.js";
 import { bootDemo, runInTerminal, terminalText, waitForTerminal, waitReady } from "./demo-page.js";
+import { useDemoSite } from "./demo-site.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/demo-safety.test.ts: ${missing}`);
@@ -17,21 +18,12 @@ if (missing) console.warn(`SKIP test/browser/demo-safety.test.ts: ${missing}`);
 const MiB = 256; // pages
 
 describe.skipIf(missing !== null)("demo safety in Chromium", () => {
-  let server: StaticServer;
-  let browser: Browser;
+  const site = useDemoSite();
   let page: Page;
 
   beforeAll(async () => {
-    requireBuiltSite();
-    server = await serveStatic(DIST);
-    browser = await launchChromium();
     // The issue's machine: 256 MiB without DEFLATE_ON_OOM.
-    page = await bootDemo(browser, server.url, "?autoboot&memory=256&features=stats,reporting");
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
+    page = await bootDemo(site.browser, site.server.url, "?autoboot&memory=256&features=stats,reporting");
   });
 
   it("a 256 MiB target on a 256 MiB guest is held at the floor, the page says why, the guest answers", async () => {
@@ -85,7 +77,7 @@ describe.skipIf(missing !== null)("demo safety in Chromium", () => {
   });
 
   it("a kernel panic shows in the status, and Reboot boots the same machine again", async () => {
-    const p = await bootDemo(browser, server.url, "?autoboot&memory=96&features=stats");
+    const p = await bootDemo(site.browser, site.server.url, "?autoboot&memory=96&features=stats");
     try {
       // A test-only panic: the exact line Linux prints, fed to the page's console stream (the guest has no sysrq).
       await p.evaluate(() => window.__demo.console.write("[   42.000000] Kernel panic - not syncing: System is deadlocked on memory\r\n"));

@@ -4,10 +4,11 @@
  * the snapshot comparison's wording. One guest (booted before the tests); each test brings the balloon
  * to the state it needs itself, so none depends on another's order.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { artifactPath, chromiumMissing, pageErrors } from "./launcher.js";
 import { runInTerminal, terminalText, waitForTerminal, waitReady } from "./demo-page.js";
+import { useDemoSite } from "./demo-site.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/demo.test.ts: ${missing}`);
@@ -25,23 +26,14 @@ async function settle(page: Page, mib: number): Promise<void> {
 }
 
 describe.skipIf(missing !== null)("demo page in Chromium", () => {
-  let server: StaticServer;
-  let browser: Browser;
+  const site = useDemoSite();
   let page: Page;
 
   beforeAll(async () => {
-    requireBuiltSite();
-    server = await serveStatic(DIST);
-    browser = await launchChromium();
-    page = browser.page;
+    page = site.browser.page;
     // No DEFLATE_ON_OOM: the guest's MemTotal then shrinks with the balloon (checked below).
-    await page.goto(`${server.url}index.html?autoboot&memory=256&features=must-tell-host,stats,hinting,reporting,init-reported,init-on-inflate`);
+    await page.goto(`${site.server.url}index.html?autoboot&memory=256&features=must-tell-host,stats,hinting,reporting,init-reported,init-on-inflate`);
     await waitReady(page);
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
   });
 
   it("boots the guest to an interactive prompt", async () => {
@@ -116,7 +108,7 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
     await page.evaluate(() => window.__demo.terminal.term.clearSelection());
     await page.locator("#term-copy").click();
     await page.locator("#term-note", { hasText: "Nothing selected" }).waitFor({ timeout: 5_000 });
-    await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    await site.browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: site.server.url });
     await page.evaluate(() => window.__demo.terminal.term.selectAll());
     await page.locator("#term-copy").click();
     await page.locator("#term-note", { hasText: /Copied \d+ characters/ }).waitFor({ timeout: 5_000 });
@@ -165,10 +157,10 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
   });
 
   it("shows the error panel when a guest file cannot be loaded", async () => {
-    const p = await browser.context.newPage();
+    const p = await site.browser.context.newPage();
     try {
       await p.route("**/guest/bzImage", (route) => route.fulfill({ status: 404, body: "gone" }));
-      await p.goto(`${server.url}index.html?autoboot&memory=96`);
+      await p.goto(`${site.server.url}index.html?autoboot&memory=96`);
       await p.locator("#error").waitFor({ state: "visible", timeout: 30_000 });
       expect(await p.locator("#error-title").innerText()).toMatch(/guest file could not be loaded/);
       expect(await p.locator("#error-text").innerText()).toMatch(/bzImage.*404/);
