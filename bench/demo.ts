@@ -13,7 +13,7 @@
  *   demo.axe_serious / demo.axe_critical  axe-core violations (rules, summed) before boot, after boot and
  *                         after an inflate (goal 0)
  */
-import type { Page, Request } from "playwright-core";
+import type { Page } from "playwright-core";
 import { axeFindings, waitReady } from "../test/browser/demo-page.js";
 import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../test/browser/launcher.js";
 import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
@@ -31,14 +31,19 @@ function kindOf(url: string): "js" | "wasm" | "images" | "other" {
   return "other";
 }
 
-async function bytesOf(requests: Request[]): Promise<Record<string, number>> {
+/**
+ * Bytes transferred (bodies + headers) by kind, from the page's own Resource Timing: Playwright's
+ * requestfinished events arrive late on a loaded machine and undercounted whole images.
+ */
+async function bytesOf(page: Page): Promise<Record<string, number>> {
+  const entries = await page.evaluate(() =>
+    [location.href, ...performance.getEntriesByType("resource").map((e) => e.name)].map((name, i) => {
+      const e = i === 0 ? (performance.getEntriesByType("navigation")[0] as PerformanceResourceTiming) : (performance.getEntriesByType("resource")[i - 1] as PerformanceResourceTiming);
+      return { name, bytes: e.transferSize };
+    }),
+  );
   const out = { js: 0, wasm: 0, images: 0, other: 0 };
-  for (const r of requests) {
-    const url = r.url();
-    if (!url.startsWith("http")) continue; // data: URLs
-    const s = await r.sizes();
-    out[kindOf(url)] += s.responseBodySize + s.responseHeadersSize;
-  }
+  for (const e of entries) if (e.name.startsWith("http")) out[kindOf(e.name)] += e.bytes;
   return out;
 }
 
@@ -121,14 +126,12 @@ export async function run(): Promise<Record<string, number>> {
     };
     for (let i = 0; i < RUNS; i++) {
       const page = await browser.context.newPage();
-      const requests: Request[] = [];
-      page.on("requestfinished", (r) => requests.push(r));
       const t0 = Date.now();
       await page.goto(url);
       await waitReady(page);
       times.push(Date.now() - t0);
       if (i === 0) {
-        bytes = await bytesOf(requests);
+        bytes = await bytesOf(page);
         inflate64 = await inflates64(page);
         inflate = await measureInflate(page);
         addAxe(await axeFindings(page));
