@@ -181,7 +181,7 @@ async function bootOnce(memoryMiB: number, features: FeatureName[], floor: Floor
   terminal.term.focus();
 
   createScenarios(vm, memoryMiB, () => terminal.term.focus());
-  demo.snapshot = createSnapshotPanel(vm, balloon, memoryMiB, busy);
+  demo.snapshot = createSnapshotPanel(vm, balloon, memoryMiB, features, busy);
   demo.controls = createControls(balloon, memoryMiB);
   log.attach(balloon);
   charts.attach(balloon);

@@ -4,6 +4,9 @@
  */
 import type { BalloonLike } from "../embed/balloon-types.js";
 import type { VM } from "../vm.js";
+import { fetchManifest } from "../browser/vm-browser.js";
+import { checkStateMatches, decodeStateFile, encodeStateFile, STATE_FORMAT } from "../state-file.js";
+import type { FeatureName } from "../vocabulary.js";
 import { $, fmtBytes, h, mibToPages, pagesToMiB } from "./dom.js";
 
 export interface Snapshot {
@@ -32,7 +35,11 @@ export interface SnapshotPanel {
   snapshots: Snapshot[];
   save(label?: string): Promise<Snapshot>;
   restore(s: Snapshot): Promise<void>;
-  /** Restores a state file saved with Download (same RAM size). */
+  /** The state file of a snapshot (src/state-file.ts: the format `mount({ state })` and the snapshot CLI use). */
+  fileOf(s: Snapshot): Promise<Uint8Array>;
+  /** Saves a snapshot's state file through the browser's download. */
+  download(s: Snapshot): Promise<void>;
+  /** Restores a state file (same RAM, features and guest images, else refused with the difference named). */
   load(file: Blob & { name?: string }): Promise<void>;
   /** gzip size with the balloon at 0 and at `mib`; returns both and leaves the target where it was. */
   measureGain(mib: number): Promise<{ before: Snapshot; after: Snapshot }>;
@@ -40,7 +47,20 @@ export interface SnapshotPanel {
 
 const KEEP = 3;
 
-export function createSnapshotPanel(vm: VM, balloon: BalloonLike | null, memoryMiB: number, busy: (on: boolean) => void): SnapshotPanel {
+/** The guest images' sha256 by file, as a state file names them. */
+async function imageSha256(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const [file, o] of Object.entries((await fetchManifest()).outputs)) out[file] = o.sha256;
+  return out;
+}
+
+export function createSnapshotPanel(
+  vm: VM,
+  balloon: BalloonLike | null,
+  memoryMiB: number,
+  features: readonly FeatureName[],
+  busy: (on: boolean) => void,
+): SnapshotPanel {
   const root = $("snapshot");
   root.classList.remove("disabled");
   let nextId = 1;
@@ -52,8 +72,8 @@ export function createSnapshotPanel(vm: VM, balloon: BalloonLike | null, memoryM
   const gainBtn = h("button", { text: "Compare", id: "snap-gain-btn", title: "snapshot with the balloon empty, inflate, snapshot again" });
   gainBtn.disabled = !balloon;
   const status = h("span", { class: "muted", role: "status", "aria-live": "polite" });
-  const fileInput = h("input", { type: "file", id: "snap-file", accept: ".v86state,application/octet-stream", class: "sr-only", tabindex: -1, "aria-label": "state file to restore" });
-  const loadBtn = h("button", { text: "Load file…", id: "snap-load", title: "restore a state saved with Download (v86 save_state bytes, as VMOptions.initialState takes)" });
+  const fileInput = h("input", { type: "file", id: "snap-file", accept: ".state,application/gzip,application/octet-stream", class: "sr-only", tabindex: -1, "aria-label": "state file to restore" });
+  const loadBtn = h("button", { text: "Load file…", id: "snap-load", title: "restore a state file: from Download here or `npx v86-balloon snapshot` (same format as the embed's state=)" });
 
   const render = () =>
     list.replaceChildren(
@@ -61,11 +81,7 @@ export function createSnapshotPanel(vm: VM, balloon: BalloonLike | null, memoryM
         const restore = h("button", { text: "Restore", class: "snap-restore", "aria-label": `Restore ${s.label}` });
         restore.addEventListener("click", () => void run(() => panel.restore(s)));
         const download = h("button", { text: "Download", class: "snap-download", "aria-label": `Download ${s.label} as a file` });
-        download.addEventListener("click", () => {
-          const a = h("a", { href: URL.createObjectURL(new Blob([s.state])), download: `v86-balloon-${memoryMiB}M-${s.id}.v86state` });
-          a.click();
-          setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-        });
+        download.addEventListener("click", () => void run(() => panel.download(s)));
         const ratio = s.gzip ? ` (${((100 * s.gzip) / s.raw).toFixed(1)}%)` : "";
         return h(
           "div",
@@ -137,15 +153,25 @@ export function createSnapshotPanel(vm: VM, balloon: BalloonLike | null, memoryM
       vm.send("\n"); // the restored shell prints a fresh prompt
       status.textContent = `restored ${s.label} in ${(performance.now() - t).toFixed(0)} ms`;
     },
+    async fileOf(s) {
+      return encodeStateFile(
+        { format: STATE_FORMAT, memoryMiB, features: [...features], images: { sha256: await imageSha256() }, rawBytes: s.raw, created: new Date().toISOString() },
+        s.state,
+      );
+    },
+    async download(s) {
+      const a = h("a", { href: URL.createObjectURL(new Blob([(await panel.fileOf(s)) as Uint8Array<ArrayBuffer>])), download: `v86-balloon-${memoryMiB}M-${s.id}.state` });
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      status.textContent = `downloaded ${a.download}`;
+    },
     async load(file) {
-      status.textContent = `loading ${file.name ?? "file"}…`;
-      const state = await file.arrayBuffer();
-      const s: Snapshot = { id: nextId++, label: file.name ?? "file", state, raw: state.byteLength, gzip: null, balloonMiB: null, ms: 0 };
-      try {
-        await panel.restore(s);
-      } catch (e) {
-        throw new Error(`${s.label} is not a state of this ${memoryMiB} MiB guest (${(e as Error).message})`);
-      }
+      const name = file.name ?? "file";
+      status.textContent = `loading ${name}…`;
+      const { header, v86State } = await decodeStateFile(await file.arrayBuffer());
+      checkStateMatches(header, { memoryMiB, features, imageSha256: await imageSha256() });
+      const s: Snapshot = { id: nextId++, label: name, state: v86State, raw: v86State.byteLength, gzip: null, balloonMiB: null, ms: 0 };
+      await panel.restore(s);
     },
     async measureGain(mib) {
       if (!balloon) throw new Error("no balloon");

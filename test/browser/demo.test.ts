@@ -130,6 +130,16 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
     await page.locator("#snapshot", { hasText: "restored" }).waitFor({ timeout: 60_000 });
     const out = await runInTerminal(page, "cat /tmp/mark; echo alive-$((2 + 3))", /alive-5/, 30_000);
     expect(out).toMatch(/before\s+alive-5/);
+    // The same snapshot as a state file (the embed's and the snapshot CLI's format), loaded from disk.
+    const file = await page.evaluate(async () => Array.from(await window.__demo.snapshot!.fileOf(window.__demo.snapshot!.snapshots[0])));
+    await runInTerminal(page, "echo after > /tmp/mark; echo changed-$((3+3))", /changed-6/);
+    await page.locator("#snap-file").setInputFiles({ name: "saved.state", mimeType: "application/gzip", buffer: Buffer.from(file) });
+    await page.locator("#snapshot", { hasText: "restored saved.state" }).waitFor({ timeout: 60_000 });
+    expect(await runInTerminal(page, "cat /tmp/mark; echo alive-$((3 + 3))", /alive-6/, 30_000)).toMatch(/before\s+alive-6/);
+    // Not a state file: refused, named, and the guest goes on.
+    await page.locator("#snap-file").setInputFiles({ name: "junk.state", mimeType: "application/gzip", buffer: Buffer.from("not a state") });
+    await page.locator("#snapshot", { hasText: "error: not a v86-balloon state file" }).waitFor({ timeout: 30_000 });
+    expect(await runInTerminal(page, "echo still-$((4 + 4))", /still-8/, 30_000)).toMatch(/still-8/);
     expect(pageErrors(page).filter((e) => !/favicon/.test(e))).toEqual([]);
   });
 
