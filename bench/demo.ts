@@ -6,10 +6,17 @@
  *   demo.chart_fps        chart redraws per second while the balloon inflates (capped at 5 by design)
  *   demo.raf_fps          animation frames per second over the same window (page responsiveness)
  *   demo.inflate_mib_s    balloon growth seen by the page during that window
+ *   demo.node_prompt_ms   the same guest booted in Node in the same run (median of 3): the page's goal
+ *                         is demo.prompt_ms <= 2 x demo.node_prompt_ms
+ *   demo.first_inflate_64m_ms / demo.third_inflate_64m_ms  target 0 -> 64 MiB until actual = 64 MiB, the
+ *                         first after boot (the one a visitor sees) and the third, in the same page
+ *   demo.axe_serious / demo.axe_critical  axe-core violations (rules, summed) before boot, after boot and
+ *                         after an inflate (goal 0)
  */
-import type { Page, Request } from "playwright-core";
-import { waitReady } from "../devkit/demo-page.js";
+import type { Page } from "playwright-core";
+import { axeFindings, waitReady } from "../devkit/demo-page.js";
 import { DIST, launchChromium, requireBuiltSite, serveStatic } from "../devkit/browser.js";
+import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
 import { median } from "./support.js";
 
 const MEMORY_MIB = 128;
@@ -24,14 +31,19 @@ function kindOf(url: string): "js" | "wasm" | "images" | "other" {
   return "other";
 }
 
-async function bytesOf(requests: Request[]): Promise<Record<string, number>> {
+/**
+ * Bytes transferred (bodies + headers) by kind, from the page's own Resource Timing: Playwright's
+ * requestfinished events arrive late on a loaded machine and undercounted whole images.
+ */
+async function bytesOf(page: Page): Promise<Record<string, number>> {
+  const entries = await page.evaluate(() =>
+    [location.href, ...performance.getEntriesByType("resource").map((e) => e.name)].map((name, i) => {
+      const e = i === 0 ? (performance.getEntriesByType("navigation")[0] as PerformanceResourceTiming) : (performance.getEntriesByType("resource")[i - 1] as PerformanceResourceTiming);
+      return { name, bytes: e.transferSize };
+    }),
+  );
   const out = { js: 0, wasm: 0, images: 0, other: 0 };
-  for (const r of requests) {
-    const url = r.url();
-    if (!url.startsWith("http")) continue; // data: URLs
-    const s = await r.sizes();
-    out[kindOf(url)] += s.responseBodySize + s.responseHeadersSize;
-  }
+  for (const e of entries) if (e.name.startsWith("http")) out[kindOf(e.name)] += e.bytes;
   return out;
 }
 
@@ -64,6 +76,39 @@ async function measureInflate(page: Page): Promise<{ chartFps: number; rafFps: n
   }, MEMORY_MIB);
 }
 
+/** Inflate 0 -> 64 MiB three times in the page; ms until actual reached it, first and third. */
+async function inflates64(page: Page): Promise<number[]> {
+  return page.evaluate(async () => {
+    const b = window.__demo.balloon!;
+    const until = async (pages: number) => {
+      while (b.actual !== pages) await new Promise((r) => setTimeout(r, 10));
+    };
+    const out: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      window.__demo.controls!.setTargetMiB(0);
+      await until(0);
+      const t0 = performance.now();
+      window.__demo.controls!.setTargetMiB(64);
+      await until(64 * 256);
+      out.push(performance.now() - t0);
+    }
+    window.__demo.controls!.setTargetMiB(0);
+    await until(0);
+    return out;
+  });
+}
+
+async function nodePromptMs(): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = Date.now();
+    const { vm } = await startNodeBalloonVM({ memoryMiB: MEMORY_MIB });
+    times.push(Date.now() - t0);
+    await vm.destroy();
+  }
+  return median(times);
+}
+
 export async function run(): Promise<Record<string, number>> {
   requireBuiltSite();
   const server = await serveStatic(DIST);
@@ -73,23 +118,43 @@ export async function run(): Promise<Record<string, number>> {
     const times: number[] = [];
     let bytes: Record<string, number> = {};
     let inflate = { chartFps: 0, rafFps: 0, mibPerS: 0 };
+    let inflate64: number[] = [];
+    const axe = { serious: 0, critical: 0 };
+    const addAxe = (f: { serious: string[]; critical: string[] }) => {
+      axe.serious += f.serious.length;
+      axe.critical += f.critical.length;
+    };
     for (let i = 0; i < RUNS; i++) {
       const page = await browser.context.newPage();
-      const requests: Request[] = [];
-      page.on("requestfinished", (r) => requests.push(r));
       const t0 = Date.now();
       await page.goto(url);
       await waitReady(page);
       times.push(Date.now() - t0);
       if (i === 0) {
-        bytes = await bytesOf(requests);
+        bytes = await bytesOf(page);
+        inflate64 = await inflates64(page);
         inflate = await measureInflate(page);
+        addAxe(await axeFindings(page));
+        await page.evaluate(() => window.__demo.controls!.setTargetMiB(32));
+        await page.waitForFunction(() => window.__demo.balloon!.actual === 32 * 256, undefined, { timeout: 120_000 });
+        addAxe(await axeFindings(page));
       }
       await page.close();
     }
+    const before = await browser.context.newPage();
+    await before.goto(`${server.url}index.html`);
+    await before.waitForFunction(() => window.__demo !== undefined);
+    addAxe(await axeFindings(before));
+    await before.close();
+    const nodeMs = await nodePromptMs();
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);
     return {
       "demo.prompt_ms": Math.round(median(times)),
+      "demo.node_prompt_ms": Math.round(nodeMs),
+      "demo.first_inflate_64m_ms": Math.round(inflate64[0] ?? 0),
+      "demo.third_inflate_64m_ms": Math.round(inflate64[2] ?? 0),
+      "demo.axe_serious": axe.serious,
+      "demo.axe_critical": axe.critical,
       "demo.page_bytes": total,
       "demo.page_bytes_js": bytes.js,
       "demo.page_bytes_wasm": bytes.wasm,

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import type { Page, Request } from "playwright-core";
 import { build } from "vite";
 import { makeSnapshot } from "../src/node/snapshot.js";
-import { launchChromium, ROOT, serveStatic } from "../test/browser/launcher.js";
+import { launchChromium, ROOT, serveStatic } from "../devkit/browser.js";
 import { median } from "./support.js";
 
 const RUNS = 3;

@@ -151,8 +151,9 @@ describe("Linux driver with page_poison=1 and DEFLATE_ON_OOM", () => {
   let b: BalloonVM;
   const diags: BalloonDiagnostic[] = [];
   beforeAll(async () => {
+    // Inflates to within a few MiB of what the guest can spare, on purpose: no host floor.
     b = await startNodeBalloonVM({
-      memoryMiB: 96, cmdlineExtra: "page_poison=1",
+      memoryMiB: 96, cmdlineExtra: "page_poison=1", balloon: { floor: "off" },
       onAttached: (a) => a.host.on("diagnostic", (d) => diags.push(d)),
     });
   });

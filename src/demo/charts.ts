@@ -70,6 +70,8 @@ export class Charts {
   redraws = 0;
   private plots: uPlot[] = [];
   private boxes: HTMLElement[] = [];
+  /** Per chart, the text view of its latest values (the canvas itself is hidden from screen readers). */
+  private texts: HTMLElement[] = [];
   private dirty = false;
   private lastDraw = 0;
   private raf = 0;
@@ -80,15 +82,18 @@ export class Charts {
 
   constructor(container: HTMLElement) {
     injectStyle("uplot-css", uplotCss);
-    for (const spec of SPECS) {
-      const box = h("div", { class: "chart" });
-      container.append(box);
+    SPECS.forEach((spec, i) => {
+      const box = h("div", { class: "chart-plot", "aria-hidden": "true" });
+      const text = h("p", { class: "chart-text", id: `chart-text-${i}` });
+      container.append(
+        h("figure", { class: "chart", "aria-labelledby": `chart-title-${i}`, "aria-describedby": `chart-text-${i}` }, h("figcaption", { id: `chart-title-${i}`, text: spec.title }), box, text),
+      );
       this.boxes.push(box);
+      this.texts.push(text);
       const opts: uPlot.Options = {
-        title: spec.title,
         width: 300,
         height: 130,
-        legend: { show: true, live: false },
+        legend: { show: false },
         cursor: { show: false },
         scales: { x: { time: false }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, (max ?? 1) * 1.08)] } },
         axes: [
@@ -118,7 +123,8 @@ export class Charts {
         ],
       };
       this.plots.push(new uPlot(opts, this.series(spec) as uPlot.AlignedData, box));
-    }
+    });
+    this.writeTexts();
     this.resize = new ResizeObserver(() => this.fit());
     this.resize.observe(container);
     this.fit();
@@ -185,6 +191,20 @@ export class Charts {
     this.lastDraw = now;
     this.redraws++;
     SPECS.forEach((spec, i) => this.plots[i].setData(this.series(spec) as uPlot.AlignedData));
+    this.writeTexts();
+  }
+
+  /** "MemTotal 245.1 MiB · MemAvailable ..." under each chart: its legend and its accessible value. */
+  private writeTexts(): void {
+    SPECS.forEach((spec, i) => {
+      this.texts[i].replaceChildren(
+        ...spec.series.map((s) => {
+          const v = this.latest(s.key);
+          const val = v === null ? "no data yet" : `${v.toFixed(spec.unit === "MiB" ? 1 : 0)} ${spec.unit}`;
+          return h("span", { class: "chart-value" }, h("span", { class: "swatch", style: `background:${s.color}` }), `${s.label} `, h("b", { text: val }));
+        }),
+      );
+    });
   }
 
   /** The newest value of a series (null when none yet). */

@@ -51,9 +51,10 @@ export function createControls(balloon: BalloonLike, memoryMiB: number): Control
   const deflate = h("button", { text: `Deflate −${step}`, title: `shrink the balloon by ${step} MiB` });
   const zero = h("button", { text: "Deflate all" });
   const hint = h("button", { id: "hint-cycle", text: "Run a hinting cycle", title: "start a free page hinting cycle (FREE_PAGE_HINT)" });
+  const hintNote = h("span", { id: "hint-note", class: "muted", role: "status", "aria-live": "polite" });
   const interval = h(
     "select",
-    { id: "stats-interval", title: "how often the device asks the guest for memory statistics" },
+    { id: "stats-interval", "aria-label": "statistics interval", title: "how often the device asks the guest for memory statistics" },
     ...[
       ["0", "off"],
       ["0.5", "0.5 s"],
@@ -64,13 +65,26 @@ export function createControls(balloon: BalloonLike, memoryMiB: number): Control
   );
   const readout = h("div", { class: "readout" });
   const counters = h("div", { class: "counters" });
+  const limitNote = $("limit-note");
+
+  /** The floor, as the controls show it: slider and input stop there; the note says why. */
+  const showLimit = () => {
+    const lim = balloon.limit();
+    const max = Math.floor(pagesToMiB(lim.maxPages));
+    slider.max = number.max = String(max);
+    const clamp = balloon.lastClamp;
+    limitNote.dataset.clamped = clamp ? "yes" : "no";
+    limitNote.textContent = clamp
+      ? `Held at ${pagesToMiB(clamp.pages).toFixed(0)} MiB, not ${pagesToMiB(clamp.requested).toFixed(0)}: ${clamp.limit.reason}.`
+      : `The balloon can take up to ${max} MiB now: ${lim.reason}.`;
+  };
 
   let pending: ReturnType<typeof setTimeout> | null = null;
   const setTargetMiB = (mib: number) => {
-    mib = Math.max(0, Math.min(memoryMiB, Math.round(mib)));
-    slider.value = String(mib);
-    number.value = String(mib);
-    balloon.setTarget(mibToPages(mib));
+    mib = Math.max(0, Math.round(Number.isFinite(mib) ? mib : 0));
+    const pages = balloon.setTarget(mibToPages(mib));
+    slider.value = number.value = String(Math.round(pagesToMiB(pages)));
+    showLimit();
     update();
   };
   // The slider sets the target while dragging, at most every 120 ms.
@@ -89,7 +103,13 @@ export function createControls(balloon: BalloonLike, memoryMiB: number): Control
   zero.addEventListener("click", () => setTargetMiB(0));
   hint.addEventListener("click", () => {
     const cmd = balloon.startHinting();
-    hint.title = cmd === null ? "hinting is not negotiated (FREE_PAGE_HINT off)" : `cycle started (command id ${cmd})`;
+    hintNote.textContent =
+      cmd === null ? "Hinting is off: the guest did not negotiate FREE_PAGE_HINT (tick it before booting)." : `Hinting cycle started (command id ${cmd})…`;
+  });
+  balloon.on("hint", (e) => {
+    if (e.phase === "done" || e.phase === "stopped" || e.phase === "driver-stopped") {
+      hintNote.textContent = `Hinting cycle ${e.cycle} ${e.phase === "done" ? "done" : "stopped"}: the guest hinted ${e.totalPages} free pages (${pagesToMiB(e.totalPages).toFixed(1)} MiB).`;
+    }
   });
   interval.addEventListener("change", () => balloon.setStatsInterval(Number(interval.value)));
   balloon.setStatsInterval(1);
@@ -116,7 +136,10 @@ export function createControls(balloon: BalloonLike, memoryMiB: number): Control
       ).map(([k, v]) => h("span", {}, `${k} `, h("b", { text: v }))),
     );
   };
-  setInterval(update, 250);
+  setInterval(() => {
+    update();
+    if (!balloon.lastClamp) showLimit();
+  }, 250);
   balloon.on("actual", update);
   balloon.on("target", () => {
     // The target can also change from elsewhere (restore, console); keep the slider honest.
@@ -128,10 +151,12 @@ export function createControls(balloon: BalloonLike, memoryMiB: number): Control
   root.replaceChildren(
     h("div", { class: "target-row" }, h("label", { for: "target-slider", text: "Target" }), slider, number, h("span", { class: "muted", text: "MiB" })),
     h("div", { class: "button-row" }, inflate, deflate, zero, hint, h("label", { class: "muted" }, "stats every ", interval)),
+    hintNote,
     readout,
     counters,
   );
   update();
+  showLimit();
   renderFeatureChips(balloon);
   balloon.on("features", () => renderFeatureChips(balloon));
   return { setTargetMiB, slider };

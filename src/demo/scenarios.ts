@@ -51,6 +51,7 @@ export function createScenarios(vm: VM, memoryMiB: number, focus: () => void): S
       const b = h("button", { text: s.label, title: `${s.help}\n\n$ ${s.command}`, "data-scenario": s.id });
       b.addEventListener("click", () => {
         vm.send(s.command + "\n");
+        $("scenario-status").textContent = `Typed into the guest: ${s.command}`;
         focus();
       });
       return b;

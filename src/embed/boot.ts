@@ -3,6 +3,7 @@
  * Shared by the demo page and the embeddable element.
  */
 import { startBrowserBalloonVM } from "../browser/balloon-vm-browser.js";
+import type { FloorOption } from "../host/floor.js";
 import type { AttachOptions } from "../host/attach.js";
 import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
 import type { VM } from "../vm.js";
@@ -22,6 +23,8 @@ export interface BootOptions {
   memoryMiB?: number;
   /** Balloon features the host offers (default: the device's defaults; with `state`: the state's). */
   features?: readonly FeatureName[];
+  /** Memory the balloon always leaves to the guest (host API floor, default "auto"). */
+  floor?: FloorOption;
   /** Restore this state file (`v86-balloon snapshot`) instead of booting. */
   state?: StateSource;
   /** Aborting stops the load or boot and frees the emulator. */
@@ -64,8 +67,8 @@ export function checkWebAssembly(): void {
 }
 
 /** BalloonOptions for the device: each feature offered or not (by spec name), stats every second. */
-function balloonOptions(features: readonly FeatureName[] | undefined): AttachOptions {
-  const opts: AttachOptions = { statsIntervalSeconds: 1 };
+function balloonOptions(features: readonly FeatureName[] | undefined, floor: FloorOption | undefined): AttachOptions {
+  const opts: AttachOptions = { statsIntervalSeconds: 1, floor };
   if (features) opts.features = featureOffer(features);
   return opts;
 }
@@ -138,7 +141,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
   const memoryMiB = restored?.header.memoryMiB ?? opts.memoryMiB ?? DEFAULT_MEMORY_MIB;
   const { vm, balloon } = await startBrowserBalloonVM({
     memoryMiB,
-    balloon: balloonOptions(restored?.header.features ?? opts.features),
+    balloon: balloonOptions(restored?.header.features ?? opts.features, opts.floor),
     images: opts.images,
     cmdlineExtra: opts.cmdlineExtra,
     onSerial: opts.onSerial,

@@ -6,6 +6,7 @@
  */
 import type { VM } from "../vm.js";
 import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "../vocabulary.js";
+import type { FloorOption } from "../host/floor.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { bootGuest, errorTitle, type ImageUrls, type StateSource } from "./boot.js";
 import { adoptStyle, SerialTerminal } from "./terminal.js";
@@ -31,6 +32,8 @@ export interface MountOptions {
   theme?: "light" | "dark" | "auto";
   /** Extra kernel command line. */
   cmdlineExtra?: string;
+  /** Memory the balloon always leaves to the guest: "auto" (default), "off" or bytes (src/host/floor.ts). */
+  floor?: FloorOption;
   /** Terminal font size in px. */
   fontSize?: number;
   bootTimeoutMs?: number;
@@ -219,6 +222,7 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
       const { vm, balloon, memoryMiB: mem } = await bootGuest({
         memoryMiB: options.memory,
         features,
+        floor: options.floor,
         state: options.state,
         images: options.images,
         cmdlineExtra: options.cmdlineExtra,

@@ -91,7 +91,13 @@ export class SerialTerminal {
     }
     this.term.loadAddon(this.fit);
     this.term.open(container);
+    let escAt = -Infinity;
     this.term.attachCustomKeyEventHandler((ev) => {
+      // Esc then Tab (or Shift+Tab) within a second leaves the terminal: returning false lets the
+      // browser move focus as for any other element. Tab alone goes to the guest (shell completion).
+      if (ev.type === "keydown" && ev.key === "Escape") escAt = ev.timeStamp;
+      else if (ev.type === "keydown" && ev.key === "Tab" && ev.timeStamp - escAt < 1000) return false;
+      else if (ev.type === "keydown" && ev.key !== "Shift") escAt = -Infinity;
       // Ctrl+Shift+C copies the selection; Ctrl+Shift+V lets the browser paste (xterm sends it on).
       if (ev.type === "keydown" && ev.ctrlKey && ev.shiftKey && ev.code === "KeyC") {
         void this.copySelection();

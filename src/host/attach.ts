@@ -9,6 +9,7 @@ import { loadHotPath, referenceHotPath } from "../hotpath/hotpath.js";
 import { BalloonDevice, type BalloonOptions } from "../balloon/device.js";
 import { VirtioPciTransport } from "../virtio/pci-transport.js";
 import { BalloonHost } from "./balloon-host.js";
+import type { FloorOption } from "./floor.js";
 import { commitBalloonState, liveLimits, parseBalloonSlot, saveBalloonSlot } from "./snapshot.js";
 
 export interface AttachOptions extends BalloonOptions {
@@ -16,6 +17,8 @@ export interface AttachOptions extends BalloonOptions {
   pciDevice?: number;
   /** "wasm" (default): the AssemblyScript hot path; "js": its reference implementation. */
   hotPath?: "wasm" | "js";
+  /** What the balloon always leaves to the guest (host API floor): "auto" (default), "off" or bytes. */
+  floor?: FloorOption;
 }
 
 export interface AttachedBalloon {
@@ -46,5 +49,5 @@ export async function attachBalloon(emulator: V86, opts: AttachOptions = {}): Pr
       return () => commitBalloonState(parsed, transport, device);
     },
   );
-  return { host: new BalloonHost(device), device, transport, adapter };
+  return { host: new BalloonHost(device, { floor: opts.floor }), device, transport, adapter };
 }

@@ -9,6 +9,8 @@
  * Units: pages are 4 KiB (virtio-balloon's unit, whatever the guest page size). `target` is the balloon
  * size the host asks for (num_pages), `actual` the size the driver reports (clamped to RAM).
  * Setting the target writes num_pages and raises a configuration-change interrupt through the transport.
+ * Targets are held below a floor that leaves the guest enough memory to live (see floor.ts: default
+ * "auto", from the guest's MemAvailable; `{ floor: "off" }` for tests that starve the guest on purpose).
  */
 import type { BalloonControl, BalloonCounters } from "../balloon/control.js";
 import type { BalloonEvents, BalloonEventName } from "../balloon/events.js";
@@ -16,11 +18,25 @@ import { describeFeatures } from "../balloon/features.js";
 import type { HintingState } from "../balloon/hinting.js";
 import type { StatsSample } from "../balloon/stats.js";
 import { PAGE_SIZE } from "../balloon/context.js";
+import { targetLimit, type FloorOption, type StatsAtActual, type TargetLimit } from "./floor.js";
 
 export type { BalloonEvents, BalloonEventName } from "../balloon/events.js";
 export type { StatsSample, StatName } from "../balloon/stats.js";
 export type { BalloonDiagnostic } from "../balloon/diagnostics.js";
 export type { BalloonCounters } from "../balloon/control.js";
+export { parseFloor, type FloorOption, type TargetLimit } from "./floor.js";
+
+export interface BalloonHostOptions {
+  /** Memory the balloon always leaves to the guest: "auto" (default), "off", or bytes. See floor.ts. */
+  floor?: FloorOption;
+}
+
+/** The last setTarget that the floor cut down. */
+export interface TargetClamp {
+  requested: number;
+  pages: number;
+  limit: TargetLimit;
+}
 
 export const BALLOON_PAGE_SIZE = PAGE_SIZE;
 
@@ -36,7 +52,37 @@ export interface FeatureView {
 }
 
 export class BalloonHost {
-  constructor(readonly device: BalloonControl) {}
+  private floorOpt: FloorOption;
+  private statsSeen: StatsAtActual | null = null;
+  /** Set when the last setTarget asked for more than the floor allows; null otherwise. */
+  lastClamp: TargetClamp | null = null;
+
+  constructor(
+    readonly device: BalloonControl,
+    opts: BalloonHostOptions = {},
+  ) {
+    this.floorOpt = opts.floor ?? "auto";
+    targetLimit(this.floorOpt, device.ramPages, null); // validates the option now, not at the first setTarget
+    // The balloon size when a sample arrives is what its MemAvailable is relative to.
+    device.on("stats", (sample) => (this.statsSeen = { sample, actual: device.actual }));
+  }
+
+  get floor(): FloorOption {
+    return this.floorOpt;
+  }
+
+  set floor(f: FloorOption) {
+    targetLimit(f, this.device.ramPages, null);
+    this.floorOpt = f;
+  }
+
+  /** The largest target setTarget accepts now, and where that limit comes from. */
+  limit(): TargetLimit {
+    const s = this.device.latestStats;
+    // A sample that arrived without our listener (restored state) is taken at the current balloon size.
+    const at = s === null ? null : this.statsSeen?.sample === s ? this.statsSeen : { sample: s, actual: this.device.actual };
+    return targetLimit(this.floorOpt, this.device.ramPages, at);
+  }
 
   /** Guest RAM in 4 KiB pages. */
   get ramPages(): number {
@@ -48,14 +94,23 @@ export class BalloonHost {
     return this.device.target;
   }
 
-  /** Set the balloon target in pages (clamped to RAM with a diagnostic). Returns the value set. */
+  /**
+   * Set the balloon target in pages, held at `limit().maxPages` (then `lastClamp` says why) and clamped to
+   * RAM with a diagnostic. Returns the value set.
+   */
   setTarget(pages: number): number {
+    const limit = this.limit();
+    this.lastClamp = null;
+    if (limit.source !== "off" && pages > limit.maxPages) {
+      this.lastClamp = { requested: pages, pages: limit.maxPages, limit };
+      pages = limit.maxPages;
+    }
     return this.device.setTarget(pages);
   }
 
-  /** Set the balloon target in bytes, rounded to the nearest 4 KiB page, clamped to RAM. Returns pages. */
+  /** Set the balloon target in bytes, rounded to the nearest 4 KiB page; same limits as setTarget. Returns pages. */
   setTargetBytes(bytes: number): number {
-    return this.device.setTarget(Math.round(bytes / PAGE_SIZE));
+    return this.setTarget(Math.round(bytes / PAGE_SIZE));
   }
 
   /** Pages in the balloon as the driver reports them (`actual`, clamped to RAM). */
