@@ -122,16 +122,21 @@ function* pfnChunks(chain: DescriptorChain): Generator<{ addr: number; count: nu
   }
 }
 
+/** The inflate event of a request refused whole (nothing filled, used length 0). */
+function emitRefusedInflate(ctx: HandlerContext, queue: number, pfns: number): void {
+  ctx.events.emit("inflate", {
+    time: ctx.clock.now(), queue, pfns, pages: 0, initialised: 0, outOfRange: 0, alreadyInflated: 0,
+    bitmapBytes: 0, inflatedPages: ctx.tracker.count, refused: true,
+  });
+}
+
 /** Handle one inflate chain; returns the used length. */
 export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
   ctx.counters.requests.inflate++;
   const negotiated = ctx.negotiated();
   const bit7 = hasFeature(negotiated, "DEVICE_INIT_ON_INFLATE");
   if (!pfnSegmentsOk(ctx, chain, queue, "inflate")) {
-    ctx.events.emit("inflate", {
-      time: ctx.clock.now(), queue, pfns: 0, pages: 0, initialised: 0, outOfRange: 0, alreadyInflated: 0,
-      bitmapBytes: 0, inflatedPages: ctx.tracker.count, refused: true,
-    });
+    emitRefusedInflate(ctx, queue, 0);
     return 0;
   }
   const n = chain.readableBytes / 4;
@@ -139,7 +144,7 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
   ctx.work.units += n;
   const pfns = copyPfns(ctx, chain.readable);
   if (!ownBuffersSpared(ctx, chain, queue, pfns)) {
-    refusedEvent(n);
+    emitRefusedInflate(ctx, queue, n);
     return 0;
   }
 
