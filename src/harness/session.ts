@@ -5,6 +5,7 @@
  * Platform-neutral: the Node runner, the worker processes and the browser page all call `runGroup`.
  */
 import { CONFORMANCE } from "../balloon/diagnostics.js";
+import { BALLOON_EVENTS } from "../vocabulary.js";
 import { describeOffer } from "./descriptor.js";
 import { runHostStep, StepError, waitActual, type StepContext } from "./host-steps.js";
 import { GuestShell, SerialLines, TimeoutError, uploadFile } from "./serial.js";
@@ -22,7 +23,6 @@ export interface GroupOptions {
   serialLines?: number;
 }
 
-const BALLOON_EVENTS = ["target", "actual", "inflate", "deflate", "report", "hint", "stats", "features", "reset", "diagnostic", "fault"];
 
 interface Diag {
   kind: string;
