@@ -9,8 +9,10 @@
  *                                  build's temporary files): what the balloon is for; a fresh guest has little to remove
  *   embed.page_bytes_1_element / _3_elements / _ratio   bytes transferred for a page with 1 and 3 restored elements
  *   embed.memory_growth_5_cycles_mib   JS heap after the 5th add/remove cycle minus after the 1st (CDP Performance.getMetrics)
+ *   embed.second_vm_rss_mib        what a second restored 128 MiB VM adds to the renderers' resident memory
+ *                                  (Linux /proc; only pages the guest touched are resident, so it can stay below 128)
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page, Request } from "playwright-core";
@@ -59,6 +61,33 @@ async function pageBytes(page: Page, url: string): Promise<number> {
   return bytes;
 }
 
+/** Resident MiB of Chromium's renderer processes (one Chromium runs at a time: launchChromium's lock). */
+function rendererRssMiB(): number {
+  let kib = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
+      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return kib / 1024;
+}
+
+/** Adds a restored element to #slot and waits until it answers. */
+async function addVM(page: Page): Promise<void> {
+  await page.evaluate(async () => {
+    const el = document.createElement("v86-balloon-vm") as VMEl;
+    el.setAttribute("state", "guest.state");
+    el.setAttribute("autostart", "");
+    el.style.height = "100px";
+    document.getElementById("slot")!.append(el);
+    await el.ready;
+    await el.vm!.run("echo ok");
+  });
+}
+
 export async function run(): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "v86-balloon-embed-bench-"));
   try {
@@ -91,14 +120,8 @@ export async function run(): Promise<Record<string, number>> {
       await cdp.send("Performance.enable");
       const levels: number[] = [];
       for (let i = 0; i < 5; i++) {
-        await page.evaluate(async () => {
-          const el = document.createElement("v86-balloon-vm") as VMEl;
-          el.setAttribute("state", "guest.state");
-          el.setAttribute("autostart", "");
-          document.getElementById("slot")!.append(el);
-          await el.ready;
-          el.remove();
-        });
+        await addVM(page);
+        await page.evaluate(() => document.querySelector("v86-balloon-vm")!.remove());
         // The removal's teardown is asynchronous: let it finish before collecting.
         await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
         await cdp.send("HeapProfiler.collectGarbage");
@@ -106,6 +129,12 @@ export async function run(): Promise<Record<string, number>> {
         levels.push(metrics.find((m) => m.name === "JSHeapUsedSize")!.value / 1048576);
       }
       await cdp.detach();
+
+      await page.goto(`${server.url}cycles.html`);
+      await addVM(page);
+      const rss1 = rendererRssMiB();
+      await addVM(page);
+      const rss2 = rendererRssMiB();
       return {
         "embed.state_prompt_ms": Math.round(median(state)),
         "embed.boot_prompt_ms": Math.round(median(boot)),
@@ -117,6 +146,7 @@ export async function run(): Promise<Record<string, number>> {
         "embed.page_bytes_3_elements": three,
         "embed.page_bytes_ratio": three / one,
         "embed.memory_growth_5_cycles_mib": levels[4] - levels[0],
+        "embed.second_vm_rss_mib": rss2 - rss1,
       };
     } finally {
       await browser.close();

@@ -5,6 +5,7 @@
  * Platform-neutral: the Node runner, the worker processes and the browser page all call `runGroup`.
  */
 import { CONFORMANCE } from "../balloon/diagnostics.js";
+import { BALLOON_EVENTS } from "../vocabulary.js";
 import { describeOffer, shortName } from "./descriptor.js";
 import { runHostStep, StepError, waitActual, type StepContext } from "./host-steps.js";
 import { CrashWatch, findShell, GuestShell, KernelCrash, SerialLines, TimeoutError, uploadFile } from "./serial.js";
@@ -35,8 +36,6 @@ export interface GroupOptions {
   /** Polled between tests: true once another group stopped the run. */
   shouldStop?: () => boolean;
 }
-
-const BALLOON_EVENTS = ["target", "actual", "inflate", "deflate", "report", "hint", "stats", "features", "reset", "diagnostic", "fault"];
 
 interface Diag {
   kind: string;

@@ -111,7 +111,7 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
   });
 
   it("three elements fetch each file once, and commands leave no terminal replies in the shell", async () => {
-    const els = [1, 2, 3].map((i) => `<v86-balloon-vm id="v${i}" style="height:150px" state="guest.state" autostart compact commands="echo hi-$((${i} + 1))"></v86-balloon-vm>`);
+    const els = [1, 2, 3].map((i) => `<v86-balloon-vm id="v${i}" style="height:150px" state="guest.state" autostart compact commands="sleep 1; echo hi-$((${i} + 1))"></v86-balloon-vm>`);
     const p = await open("three.html", page(els.join("\n")));
     for (const i of [1, 2, 3]) await waitElementReady(p, `v${i}`);
     for (const i of [1, 2, 3]) {
