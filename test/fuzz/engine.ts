@@ -93,7 +93,8 @@ export class Session {
     // A fresh restore replaces the JS device only, so the original (wasm) one shows anything the snapshot
     // lost. With chains pending, the restored device takes them at once: then both are replaced.
     const fresh = op.t === "sr" && op.fresh;
-    const both = fresh && (a.pendingChains() > 0 || b.pendingChains() > 0);
+    // So is the delayUsedMs fault: its held buffers are dropped by a restore, as documented.
+    const both = fresh && (a.pendingChains() > 0 || b.pendingChains() > 0 || !!this.config.faults.delayUsedMs);
     const oa = fresh ? {} : this.run(a, op);
     if (fresh) {
       if (both) this.a = (await this.freshRestore(a)) ?? a;

@@ -311,6 +311,15 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     const n = pfns.length;
     if (n === 0) e.must.add("pfn-buffer-empty");
     if (n > 256) e.must.add("too-many-pfns");
+    if (r === "inflate") {
+      // A page holding the request's own list or bitmap is not unused: the request is refused whole.
+      const own = new Set<number>();
+      for (const s of [...rd, ...wr]) for (let p = Math.floor(s.addr / PAGE); p * PAGE < s.addr + s.len; p++) own.add(p);
+      if (pfns.some((p) => own.has(p))) {
+        e.must.add("request-inflates-own-buffer");
+        return 0;
+      }
+    }
     const pages = ram / PAGE;
     const bad = pfns.findIndex((p) => p >= pages);
     if (bad >= 0) {
