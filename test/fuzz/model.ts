@@ -348,6 +348,8 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     }
     if (already) e.must.add("inflate-already-inflated");
     // The request rewriting its own PFN list or bitmap, or this notify's rings: order decides; not modelled.
+    // lieAboutInit (fault): with a bitmap to lie in, nothing is filled but the bits say it was.
+    if (bitmapOk && config.faults.lieAboutInit) fillSet.clear();
     for (const p of fillSet) if (overlapsStructure(p * PAGE, PAGE)) throw new Inexact();
     if (bitmapOk) for (const s of wr) if (overlapsStructure(s.addr, Math.min(s.len, need))) throw new Inexact();
     if (bitmapOk) for (const p of fillSet) for (const s of wr) if (s.addr < p * PAGE + PAGE && p * PAGE < s.addr + s.len) throw new Inexact();
@@ -376,7 +378,8 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     const overlap = sorted.some((s, i) => i > 0 && sorted[i - 1]!.addr + sorted[i - 1]!.len > s.addr);
     if (overlap) e.mustAny.push({ key: "report-ranges-overlap", reason: "report ranges overlap (a free page reported twice in one report)" });
     if (wrBytes > ram) e.mustAny.push({ key: "report-longer-than-ram", reason: `report ranges sum to ${wrBytes} bytes, more than guest RAM` });
-    const wantFill = fill !== null && (bit6 || poison || config.zeroFreedPages);
+    // lieAboutInit (fault) with bit 6: nothing filled, the used length claims it all.
+    const wantFill = fill !== null && (bit6 || poison || config.zeroFreedPages) && !(bit6 && config.faults.lieAboutInit);
     for (const s of wr) if (wantFill && overlapsStructure(s.addr, s.len)) throw new Inexact();
     if (overlap || wrBytes > ram) {
       // The device may refuse such a report; its writes stay inside the ranges, their content unpredicted.
