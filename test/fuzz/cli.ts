@@ -37,7 +37,14 @@ function num(name: string, dflt: number | undefined): number | undefined {
   return n;
 }
 
+const OPTIONS = new Set(["seconds", "requests", "seed", "mode", "minimize", "class", "out", "replay", "long"]);
+
 async function main(): Promise<void> {
+  const unknown = process.argv.slice(2).filter((a) => a.startsWith("--") && !OPTIONS.has(a.slice(2)));
+  if (unknown.length) {
+    console.error(`fuzz: unknown option(s) ${unknown.join(" ")}; options: ${[...OPTIONS].map((o) => `--${o}`).join(" ")} (see test/fuzz/cli.ts)`);
+    process.exit(2);
+  }
   const replayFile = arg("replay");
   if (replayFile) {
     const repro = JSON.parse(readFileSync(replayFile, "utf8")) as Repro;
@@ -138,4 +145,10 @@ async function main(): Promise<void> {
   process.exit(findings ? 1 : 0);
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  // e.g. build/hotpath.wasm missing: the message names the command that makes it.
+  console.error(`fuzz: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(2);
+}

@@ -19,6 +19,8 @@ import { mutateState, type Mutated } from "./mutate.js";
 import { fromHex, isRequest, type Op } from "./ops.js";
 import { Rig, type RigConfig, type SavedState } from "./rig.js";
 import { rng } from "../support/rng.js";
+import { balloonOnlyFile } from "../support/v86-state.js";
+import { checkBalloonSnapshot } from "../../src/host/snapshot.js";
 
 export interface Finding {
   /** Class of defect (the minimiser keeps a sequence that still shows this class). */
@@ -93,7 +95,8 @@ export class Session {
     // A fresh restore replaces the JS device only, so the original (wasm) one shows anything the snapshot
     // lost. With chains pending, the restored device takes them at once: then both are replaced.
     const fresh = op.t === "sr" && op.fresh;
-    const both = fresh && (a.pendingChains() > 0 || b.pendingChains() > 0);
+    // So is the delayUsedMs fault: its held buffers are dropped by a restore, as documented.
+    const both = fresh && (a.pendingChains() > 0 || b.pendingChains() > 0 || !!this.config.faults.delayUsedMs);
     const oa = fresh ? {} : this.run(a, op);
     if (fresh) {
       if (both) this.a = (await this.freshRestore(a)) ?? a;
@@ -155,6 +158,7 @@ export class Session {
   }
 
   private hostileRestore(r: Rig, { state, what }: Mutated): Outcome {
+    const gate = r === this.a ? this.fileGate(state) : null;
     if (r === this.a) this.lastRestored = state;
     const before = r.fingerprint();
     try {
@@ -165,13 +169,30 @@ export class Session {
       const problems: string[] = [];
       if (name !== STATE_ERROR) problems.push(`refusal threw ${describe(e)}, not a ${STATE_ERROR}`);
       if (after !== before) problems.push(`a refused restore changed the device: ${firstDiff(before, after)}`);
+      if (gate === "accepted") problems.push(`checkBalloonSnapshot accepts as a v86 file the state this restore refused (${describe(e)})`);
+      else if (gate !== null && gate !== STATE_ERROR) problems.push(`checkBalloonSnapshot threw ${gate}, not a ${STATE_ERROR}`);
       return { refused: name, note: problems.length ? `${problems.join("; ")} [mutations: ${what.join(", ")}]` : undefined };
     }
+    if (gate !== null && gate !== "accepted") return { note: `the file gate for URL states refuses what a restore accepts (checkBalloonSnapshot: ${gate}) [mutations: ${what.join(", ")}]` };
     const unreachable = unreachableState(r);
     if (unreachable) return { note: `restore accepted a state the registers cannot reach: ${unreachable} [mutations: ${what.join(", ")}]` };
     // An accepted state must itself save and restore.
     const rt = this.roundTrip(r);
     return rt.note ? { note: `after an accepted hostile restore: ${rt.note} [mutations: ${what.join(", ")}]` } : {};
+  }
+
+  /**
+   * What the gate for states loaded from a URL (the embed's `state=`: checkBalloonSnapshot on a v86 file)
+   * says of the same state: "accepted", or the name of what it threw. It must agree with a restore.
+   */
+  private fileGate(state: SavedState): string {
+    const c = this.config;
+    try {
+      checkBalloonSnapshot(balloonOnlyFile([state.json, state.bitmap]), { memoryBytes: c.ram, features: c.offer, faults: c.faults });
+      return "accepted";
+    } catch (e) {
+      return e instanceof Error ? (e.name === STATE_ERROR ? STATE_ERROR : describe(e)) : String(e);
+    }
   }
 
   /** A freshly built device restored from `old`'s saved state (RAM copied as a VM restore does), or null if refused. */
@@ -458,6 +479,7 @@ function describe(e: unknown): string {
 function classOfRestoreNote(note: string): string {
   if (note.includes("changed the device")) return "restore-refused-changed-state";
   if (note.startsWith("refusal threw")) return "restore-wrong-error";
+  if (note.includes("checkBalloonSnapshot") || note.startsWith("the file gate")) return "url-state-gate-differs";
   if (note.startsWith("restore accepted")) return `restore-accepted-unreachable:${note.slice(note.indexOf(":") + 2).split(" ")[0]}`;
   return "restore-accepted-unrestorable";
 }

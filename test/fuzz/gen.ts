@@ -79,7 +79,7 @@ export class Generator {
       if (k < 0.985) return [{ t: "sr", fresh: this.chance(0.2) }];
       return [{ t: "mut", s: this.int(2 ** 31) }];
     }
-    if (this.mode === "restore" && this.chance(0.5)) return [{ t: "mut", s: this.int(2 ** 31) }];
+    if (this.mode === "restore" && this.chance(0.85)) return [{ t: "mut", s: this.int(2 ** 31) }];
     if (this.queues.length === 0 && k < 0.5) return this.negotiate(peek, this.chance(0.7));
     if (k < 0.08) return this.negotiate(peek, this.chance(0.6));
     if (k < 0.45) return this.queues.length ? this.chainsAndNotify(peek) : this.negotiate(peek, true);

@@ -311,6 +311,15 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     const n = pfns.length;
     if (n === 0) e.must.add("pfn-buffer-empty");
     if (n > 256) e.must.add("too-many-pfns");
+    if (r === "inflate") {
+      // A page holding the request's own list or bitmap is not unused: the request is refused whole.
+      const own = new Set<number>();
+      for (const s of [...rd, ...wr]) for (let p = Math.floor(s.addr / PAGE); p * PAGE < s.addr + s.len; p++) own.add(p);
+      if (pfns.some((p) => own.has(p))) {
+        e.must.add("request-inflates-own-buffer");
+        return 0;
+      }
+    }
     const pages = ram / PAGE;
     const bad = pfns.findIndex((p) => p >= pages);
     if (bad >= 0) {
@@ -339,6 +348,8 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     }
     if (already) e.must.add("inflate-already-inflated");
     // The request rewriting its own PFN list or bitmap, or this notify's rings: order decides; not modelled.
+    // lieAboutInit (fault): with a bitmap to lie in, nothing is filled but the bits say it was.
+    if (bitmapOk && config.faults.lieAboutInit) fillSet.clear();
     for (const p of fillSet) if (overlapsStructure(p * PAGE, PAGE)) throw new Inexact();
     if (bitmapOk) for (const s of wr) if (overlapsStructure(s.addr, Math.min(s.len, need))) throw new Inexact();
     if (bitmapOk) for (const p of fillSet) for (const s of wr) if (s.addr < p * PAGE + PAGE && p * PAGE < s.addr + s.len) throw new Inexact();
@@ -367,7 +378,8 @@ function notifyChains(ctx: NotifyContext, e: Expect, index: number, role: string
     const overlap = sorted.some((s, i) => i > 0 && sorted[i - 1]!.addr + sorted[i - 1]!.len > s.addr);
     if (overlap) e.mustAny.push({ key: "report-ranges-overlap", reason: "report ranges overlap (a free page reported twice in one report)" });
     if (wrBytes > ram) e.mustAny.push({ key: "report-longer-than-ram", reason: `report ranges sum to ${wrBytes} bytes, more than guest RAM` });
-    const wantFill = fill !== null && (bit6 || poison || config.zeroFreedPages);
+    // lieAboutInit (fault) with bit 6: nothing filled, the used length claims it all.
+    const wantFill = fill !== null && (bit6 || poison || config.zeroFreedPages) && !(bit6 && config.faults.lieAboutInit);
     for (const s of wr) if (wantFill && overlapsStructure(s.addr, s.len)) throw new Inexact();
     if (overlap || wrBytes > ram) {
       // The device may refuse such a report; its writes stay inside the ranges, their content unpredicted.
