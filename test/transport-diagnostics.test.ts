@@ -130,6 +130,19 @@ describe("transport diagnostics: queues and notifications", () => {
     expect(b.r(b.C + 0x24, 4)).toBe(0x01000000);
   });
 
+  it("queue-enabled-past-features: a queue enabled before FEATURES_OK that the accepted features lack is disabled, and the snapshot restores", () => {
+    const { kinds: k, s } = kinds((s) => {
+      s.driver.setStatus(A_D);
+      s.driver.accept(V1); // without bit 1: two queues once FEATURES_OK is set (three are offered)
+      s.driver.setupQueue(2, 16, 0x1000);
+      s.driver.setStatus(A_D | STATUS.FEATURES_OK | STATUS.DRIVER_OK);
+    });
+    expect(k).toEqual(["queue-enabled-past-features"]);
+    expect(s.t.queues[2]!.enabled).toBe(false);
+    const saved = JSON.parse(JSON.stringify(s.t.saveState())) as unknown;
+    expect(() => setup().t.restoreState(saved)).not.toThrow();
+  });
+
   it("notify-disabled-queue / notify-before-driver-ok / notify-value-mismatch / notify-while-needs-reset", () => {
     expect(kinds((s) => s.w(NOTIFY + 2, 2, 1)).kinds).toEqual(["notify-disabled-queue"]);
     const early = kinds((s) => { ready(s, false); s.w(NOTIFY, 2, 0); });

@@ -127,6 +127,7 @@ export const CONFORMANCE: Readonly<Record<DiagnosticKind, ConformanceRule>> = {
   "queue-configured-while-enabled": v(COMMON_DRV, "The driver MUST configure the other virtqueue fields before enabling the virtqueue with queue_enable (changes after it are ignored)"),
   "queue-enable-refused": v("virtio 1.2 §2.7 Split Virtqueues", "Queue Size is a power of 2 no larger than the device's maximum; the three areas are aligned (16 / 2 / 4) and lie in guest RAM (DEVICE_NEEDS_RESET)"),
   "queue-disable-not-supported": v(COMMON_DRV, "The driver MUST NOT write a 0 to queue_enable (without VIRTIO_F_RING_RESET)"),
+  "queue-enabled-past-features": v(INIT_DRV, "The driver MUST follow this sequence to initialize a device: ... set FEATURES_OK ... perform device-specific setup, including discovery of virtqueues (a queue enabled before FEATURES_OK that the accepted features do not have is disabled)"),
   "queue-enable-bad-value": v(COMMON_DRV, "queue_enable is enabled by writing 1 (other values ignored)"),
   "queue-address-too-large": v("virtio 1.2 §2.7 Split Virtqueues", "queue_desc / queue_driver / queue_device are guest-physical addresses; none reaches 2^53 on this machine (the queue cannot be enabled)"),
   "notify-before-driver-ok": {

@@ -79,6 +79,13 @@ export class QueueDispatcher {
       this.diag.emit("notify-disabled-queue", `notify for queue ${index}, which is not live on this device${this.live ? "" : " (not activated)"}`, { index }, index);
       return;
     }
+    // This notify takes up the queue now: a continuation still armed for it would later run on a
+    // drained queue, or take chains made available without a notify (a restored device has no such timer).
+    const armed = this.deferred.get(index);
+    if (armed !== undefined) {
+      this.clock.clearTimeout(armed);
+      this.deferred.delete(index);
+    }
     const done: Completion[] = [];
     this.work.units = 0;
     for (;;) {

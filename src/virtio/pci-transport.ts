@@ -53,7 +53,8 @@ export type TransportDiagnosticKind =
   | "bar-write-unused"
   | "field-access-not-natural"
   | "queue-enable-bad-value"
-  | "queue-address-too-large";
+  | "queue-address-too-large"
+  | "queue-enabled-past-features";
 
 /** Every transport kind, once (the conformance table and tests iterate it). */
 export const TRANSPORT_DIAGNOSTIC_KINDS: readonly TransportDiagnosticKind[] = [
@@ -62,7 +63,7 @@ export const TRANSPORT_DIAGNOSTIC_KINDS: readonly TransportDiagnosticKind[] = [
   "queue-enable-refused", "queue-disable-not-supported", "notify-disabled-queue", "notify-before-driver-ok",
   "notify-while-needs-reset", "notify-value-mismatch", "device-config-out-of-range", "driver-ok-without-features-ok",
   "features-ok-without-driver", "driver-set-needs-reset", "status-reserved-bits", "bar-write-unused",
-  "field-access-not-natural", "queue-enable-bad-value", "queue-address-too-large",
+  "field-access-not-natural", "queue-enable-bad-value", "queue-address-too-large", "queue-enabled-past-features",
 ];
 
 export interface TransportDiagnostic {
@@ -439,6 +440,14 @@ export class VirtioPciTransport implements VirtioTransportHandle {
     this.negotiated = this.driverFeatures;
     const indirect = (this.negotiated & TRANSPORT_FEATURES) !== 0n;
     for (const q of this.queues) q.allowIndirect = indirect;
+    // A queue enabled before FEATURES_OK (while num_queues followed the offer) that the accepted features
+    // do not have would be live state no driver can reach, and a snapshot the restore gate refuses.
+    const count = this.device.queueCount(this.negotiated);
+    for (const q of this.queues.slice(count)) {
+      if (!q.enabled) continue;
+      this.diagnose("queue-enabled-past-features", `queue ${q.index} was enabled before FEATURES_OK but the accepted features have ${count} queues; it is disabled`, { queue: q.index, queues: count });
+      q.reset();
+    }
     return true;
   }
 

@@ -388,7 +388,7 @@ function fieldsCovered(o: number, w: number): Array<[number, number, boolean, st
 export function expectRegisterWrite(pre: Pre, o: number, w: number, v: number, ram: number): Expect {
   const e = emptyExpect();
   const may = e.may!;
-  for (const k of ["field-access-not-natural", "features-refused", "features-not-offered", "queue-enable-refused", "queue-too-small", "poison-val-not-byte-pattern", "actual-above-ram", "actual-above-inflated", "actual-above-target", "poison-val-changed-while-live", "poison-val-without-feature"]) may.add(k);
+  for (const k of ["field-access-not-natural", "features-refused", "features-not-offered", "queue-enable-refused", "queue-too-small", "poison-val-not-byte-pattern", "actual-above-ram", "actual-above-inflated", "actual-above-target", "poison-val-changed-while-live", "poison-val-without-feature", "queue-enabled-past-features"]) may.add(k);
   const end = o + w;
   if (o < 0x3c) {
     const fields = fieldsCovered(o, w);
