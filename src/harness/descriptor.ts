@@ -121,7 +121,7 @@ export function describeOffer(offer: FeatureOffer): string {
 
 /** Fault names as the device spells them (`BalloonFaults` keys), with kebab-case and short aliases. */
 export const KNOWN_FAULTS = [
-  "lieAboutInit", "setPaddingBits", "shortReportUsedLength",
+  "lieAboutInit", "setPaddingBits", "shortReportUsedLength", "scribbleReported",
   "delayUsedMs", "dropUsedEvery", "withholdInterrupts", "hugeNumPages", "configStorm", "resetMidInflate",
 ] as const;
 const FAULT_ALIASES: Record<string, string> = {
