@@ -8,8 +8,8 @@
 #     (default)   `make bzImage` (tinyconfig + guest/kernel.config) after every patch: each step builds
 #                 and links on its own. Incremental, but patches that touch widely included headers
 #                 rebuild most of the kernel: ~N x the kernel build time.
-#     --quick     after each patch compile only the .c files it touches (one `make prepare` first),
-#                 and link bzImage once, after the last patch
+#     --quick     after each patch compile the directories of the .c files it touches (one
+#                 `make prepare` first), and link bzImage once, after the last patch
 #     --no-build  git am + checkpatch only
 # Environment: CHECK_DIR (default guest/.build/check-series), JOBS (default 2). Builds run under
 # `nice -n 15`. Exit status: 0 all good, 1 the first failing step (named on stderr).
@@ -73,9 +73,11 @@ for p in "${PATCHES[@]}"; do
     full)
       "${KMAKE[@]}" bzImage > "$WORK/build-$n.log" 2>&1 || { tail -30 "$WORK/build-$n.log" >&2; die "[$n/${#PATCHES[@]}] make bzImage after $name (log: $WORK/build-$n.log)"; } ;;
     quick)
-      mapfile -t objs < <(g diff --name-only HEAD~1 HEAD -- '*.c' | sed 's/\.c$/.o/')
-      if [ ${#objs[@]} -gt 0 ]; then
-        "${KMAKE[@]}" "${objs[@]}" > "$WORK/build-$n.log" 2>&1 || { tail -30 "$WORK/build-$n.log" >&2; die "[$n/${#PATCHES[@]}] compiling ${objs[*]} after $name (log: $WORK/build-$n.log)"; }
+      # Whole directories: kbuild then compiles what this configuration builds there (a touched
+      # file may be configured out, e.g. kernel/power/snapshot.c without HIBERNATION).
+      mapfile -t dirs < <(g diff --name-only HEAD~1 HEAD -- '*.c' | xargs -r -n1 dirname | sort -u | sed 's|$|/|')
+      if [ ${#dirs[@]} -gt 0 ]; then
+        "${KMAKE[@]}" "${dirs[@]}" > "$WORK/build-$n.log" 2>&1 || { tail -30 "$WORK/build-$n.log" >&2; die "[$n/${#PATCHES[@]}] compiling ${dirs[*]} after $name (log: $WORK/build-$n.log)"; }
       fi ;;
   esac
   if grep -q 'warning:' "$WORK/build-$n.log" 2>/dev/null; then
