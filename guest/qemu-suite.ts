@@ -20,10 +20,14 @@ import { runGroup } from "../src/harness/session.js";
 import { planTests } from "../src/harness/runner.js";
 import { resolveFeatures } from "../src/harness/descriptor.js";
 import { SUITE_DIR } from "../src/harness/files.js";
+import { DEFAULT_BOOT_TIMEOUT_MS, DEFAULT_MEMORY_MIB, DEFAULT_TEST_TIMEOUT_MS } from "../src/harness/plan.js";
 import type { BalloonHostLike, BootConfig, GuestHandle, Launcher, TestGroup } from "../src/harness/types.js";
 
-/** Suite tests that need only what QEMU's balloon offers (no faults, no device counters). */
-const QEMU_TESTS = ["balloon-present.sh", "inflate-deflate.sh", "memcheck-cycles.sh", "oom-deflate.sh"];
+/**
+ * Suite tests that need only what QEMU's balloon offers (no faults, no device counters). memcheck-cycles.sh
+ * is out: its pattern check runs fine in QEMU, but it also asserts our device's page counters.
+ */
+const QEMU_TESTS = ["balloon-present.sh", "inflate-deflate.sh", "oom-deflate.sh"];
 
 const ROOT = join(import.meta.dirname, "..");
 const DIR = process.env.GUEST_DIR ?? join(ROOT, "public/guest");
@@ -165,16 +169,16 @@ const qemuLauncher: Launcher = async (boot: BootConfig, onSerial) => {
 
 async function main(): Promise<number> {
   const names = process.argv.length > 2 ? process.argv.slice(2).map((a) => basename(a)) : QEMU_TESTS;
-  const tests = planTests(names.map((n) => join(SUITE_DIR, n)), 300000);
+  const tests = planTests(names.map((n) => join(SUITE_DIR, n)), DEFAULT_TEST_TIMEOUT_MS);
   const lib = readFileSync(join(SUITE_DIR, "lib.sh"), "utf8");
   let failed = 0;
   for (const t of tests) {
     const boot: BootConfig = {
-      memoryMiB: t.descriptor.memoryMiB ?? 256,
+      memoryMiB: t.descriptor.memoryMiB ?? DEFAULT_MEMORY_MIB,
       cmdlineExtra: t.descriptor.cmdline,
       features: resolveFeatures(t.descriptor.features),
       faults: [],
-      bootTimeoutMs: 120000,
+      bootTimeoutMs: DEFAULT_BOOT_TIMEOUT_MS,
     };
     const group: TestGroup = { key: t.id, boot, tests: [t], fresh: true };
     const [r] = await runGroup(group, { launcher: qemuLauncher, libScript: lib });
