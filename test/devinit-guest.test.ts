@@ -9,8 +9,9 @@ import { readDevinitDebugfs } from "./support/devinit-debugfs.js";
 // leaves non-zero pages the driver's verify mode (devinit_verify=1) can see.
 const CMDLINE = "init_on_alloc=1 virtio_balloon.devinit_verify=1";
 
+// DEVINIT_GUEST_DIR: another image directory (e.g. an older build, to see these tests fail on it).
 async function boot(opts: NodeBalloonVMOptions = {}): Promise<BalloonVM> {
-  return startNodeBalloonVM({ memoryMiB: 256, cmdlineExtra: CMDLINE, ...opts });
+  return startNodeBalloonVM({ memoryMiB: 256, cmdlineExtra: CMDLINE, imageDir: process.env.DEVINIT_GUEST_DIR, ...opts });
 }
 
 async function settle(b: BalloonVM, pages: number): Promise<void> {
