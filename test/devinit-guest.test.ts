@@ -84,7 +84,7 @@ describe("lying device (fault injection: claims pages initialised without fillin
   });
 });
 
-describe("zeroing the guest kernel no longer does (its allocator's own counters, patch 0001)", () => {
+describe("zeroing the guest kernel no longer does (its allocator's own counters, debug patch 0009)", () => {
   const MIB32 = 32 * 256;
   const quiet = { features: { DEFLATE_ON_OOM: false, PAGE_REPORTING: false } };
 
