@@ -95,11 +95,11 @@ function makeResident(b: BalloonVM): void {
   for (let i = 0; i < ram.length; i += 4096) ram[i] = ram[i]!;
 }
 
-/** Pages the guest's page allocator has zeroed so far (patch 0001's counters). */
+/** Pages the guest's page allocator has zeroed so far (counters of the debug patch 0009). */
 async function zeroedPages(b: BalloonVM): Promise<number> {
   const d = await readDevinitDebugfs(b.vm);
   if (d.zeroed_on_alloc === undefined || d.zeroed_on_free === undefined) {
-    throw new Error("the guest's devinit debugfs has no zeroed_on_* lines (guest built without patch 0001?)");
+    throw new Error("the guest's devinit debugfs has no zeroed_on_* lines (guest built without the debug patch guest/patches/0009-*?)");
   }
   return d.zeroed_on_alloc + d.zeroed_on_free;
 }

@@ -69,7 +69,11 @@ TARBALL=/usr/src/$KSRC_PKG.tar.xz
 KDIR=$BUILD/$KSRC_PKG
 
 shopt -s nullglob
-PATCHES=("$HERE"/patches/*.patch)
+PATCHES=()
+for p in "$HERE"/patches/*.patch; do
+  # 0000-cover-letter.patch is the series' cover letter (git format-patch): text, no diff.
+  case $(basename "$p") in 0000-*) ;; *) PATCHES+=("$p") ;; esac
+done
 PROGRAMS=("$HERE"/programs/*.c)
 shopt -u nullglob
 

@@ -115,6 +115,7 @@ export const FAULTS = [
   { key: "lieAboutInit", name: "lie-about-init", aliases: ["lie-init", "lie"] },
   { key: "setPaddingBits", name: "set-padding-bits", aliases: ["padding-bits"] },
   { key: "shortReportUsedLength", name: "short-report-used-length", aliases: ["short-report", "short-used-length"] },
+  { key: "scribbleReported", name: "scribble-reported", aliases: ["scribble"] },
   { key: "delayUsedMs", name: "delay-used-ms", aliases: ["delay-used"], value: { syntax: "MS", bare: "500" } },
   { key: "dropUsedEvery", name: "drop-used-every", aliases: ["drop-used"], value: { syntax: "N", bare: "4" } },
   { key: "withholdInterrupts", name: "withhold-interrupts", aliases: [] },

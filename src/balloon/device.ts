@@ -110,6 +110,7 @@ export class BalloonDevice implements VirtioDeviceBackend, BalloonControl {
         lieAboutInit: faults.lieAboutInit === true,
         setPaddingBits: faults.setPaddingBits === true,
         shortReportUsedLength: faults.shortReportUsedLength === true,
+        scribbleReported: faults.scribbleReported === true,
       },
       tracker: this.tracker,
       bitmapScratch: mem.allocScratch(INFLATE_CHUNK / 8),

@@ -15,6 +15,8 @@ export interface BalloonFaults {
   setPaddingBits?: boolean;
   /** Bit 6: report a used length one page (4096 bytes) shorter than what was initialised (min 0). */
   shortReportUsedLength?: boolean;
+  /** Neither bit 6 nor PAGE_POISON: fill reported pages with 0x5A (allowed: the device MAY modify them). */
+  scribbleReported?: boolean;
   /** Hold every used buffer this many ms (host clock) before writing it and interrupting. */
   delayUsedMs?: number;
   /** Never return every Nth chain of the inflate and of the deflate queue (processed, no used element). */
@@ -33,6 +35,6 @@ export interface BalloonFaults {
 export interface ConfigStorm { intervalMs: number; count: number; toggle?: boolean }
 
 /** The faults the per-queue handlers act on themselves; the others act in faults.ts. */
-export type InitFaults = Required<Pick<BalloonFaults, "lieAboutInit" | "setPaddingBits" | "shortReportUsedLength">>;
+export type InitFaults = Required<Pick<BalloonFaults, "lieAboutInit" | "setPaddingBits" | "shortReportUsedLength" | "scribbleReported">>;
 
 export type FaultName = keyof BalloonFaults;

@@ -19,6 +19,9 @@ import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
 import { hasFeature } from "./features.js";
 import { checkRanges } from "./ranges.js";
 
+/** What `scribbleReported` writes: non-zero, and not a poison value Linux uses (0xAA). */
+const SCRIBBLE = 0x5a;
+
 export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue: number): number {
   ctx.counters.requests.report++;
   const negotiated = ctx.negotiated();
@@ -43,11 +46,16 @@ export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue:
   // Whether we write at all: bit 6 forces it; PAGE_POISON allows only poison; otherwise our choice.
   const wantFill = fill !== null && (bit6 || poison || ctx.zeroFreedPages);
   const lie = bit6 && ctx.faults.lieAboutInit;
+  const scribble = !bit6 && !poison && ctx.faults.scribbleReported;
 
   let filledBytes = 0;
   let prefix = 0;
   let prefixOpen = true;
   for (const s of chain.writable) {
+    if (scribble) {
+      ctx.hot.fillRange(s.addr, s.len, SCRIBBLE);
+      continue;
+    }
     const ok = wantFill && !lie && ctx.hot.fillRange(s.addr, s.len, fill);
     if (ok) {
       filledBytes += s.len;
@@ -61,6 +69,9 @@ export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue:
   if (bit6) {
     used = lie ? chain.writableBytes : prefix;
     if (ctx.faults.shortReportUsedLength) used = Math.max(0, used - PAGE_SIZE);
+  }
+  if (scribble) {
+    ctx.events.emit("fault", { time: ctx.clock.now(), fault: "scribbleReported", action: "report-scribbled", queue, detail: { bytes: chain.writableBytes } });
   }
   const pages = Math.floor(chain.writableBytes / PAGE_SIZE);
   ctx.counters.pagesReported += pages;
