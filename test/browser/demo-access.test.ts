@@ -125,11 +125,6 @@ describe.skipIf(missing !== null)("demo access in Chromium", () => {
   it("boot progress names each step, the bar is a progressbar, and the stated download size is what is transferred", async () => {
     const p = await site.browser.context.newPage();
     try {
-      const bytes: number[] = [];
-      let booting = false;
-      p.on("requestfinished", async (r) => {
-        if (booting && r.url().startsWith("http")) bytes.push((await r.sizes()).responseBodySize);
-      });
       await p.goto(`${site.server.url}index.html?memory=96`);
       await p.waitForFunction(() => window.__demo?.statedDownloadBytes !== null, undefined, { timeout: 30_000 });
       const stated = await p.evaluate(() => window.__demo.statedDownloadBytes!);
@@ -146,7 +141,7 @@ describe.skipIf(missing !== null)("demo access in Chromium", () => {
           w.labels.push(`${t} [${bar.getAttribute("role")} ${bar.getAttribute("aria-valuenow") ?? "-"}]`);
         }).observe(label, { childList: true, characterData: true, subtree: true });
       });
-      booting = true;
+      const bootAt = await p.evaluate(() => performance.now());
       await p.locator("#boot").click();
       await waitReady(p);
       const labels = await p.evaluate(() => (window as unknown as { labels: string[] }).labels);
@@ -166,7 +161,11 @@ describe.skipIf(missing !== null)("demo access in Chromium", () => {
       const images = Object.values(manifest.outputs).reduce((n, o) => n + o.size, 0);
       const totals = new Set(labels.filter((l) => l.startsWith("downloading") && l.includes(" of ")).map((l) => /of ([\d.]+) MiB/.exec(l)![1]));
       expect([...totals]).toEqual([(images / 1048576).toFixed(1)]);
-      const transferred = bytes.reduce((a, b) => a + b, 0);
+      // From the page's own Resource Timing (Playwright's request events can arrive after the prompt).
+      const transferred = await p.evaluate((t0) =>
+        (performance.getEntriesByType("resource") as PerformanceResourceTiming[])
+          .filter((e) => e.startTime >= t0 && e.name.startsWith("http"))
+          .reduce((n, e) => n + e.encodedBodySize, 0), bootAt);
       expect(Math.abs(transferred - stated) / stated, `stated ${stated}, transferred ${transferred}`).toBeLessThan(0.05);
     } finally {
       await p.close();
