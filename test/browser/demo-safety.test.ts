@@ -49,8 +49,12 @@ describe.skipIf(missing !== null)("demo safety in Chromium", () => {
     await page.getByRole("button", { name: /^Inflate/ }).click();
     const after = await page.evaluate(() => [window.__demo.balloon!.target, window.__demo.balloon!.limit().maxPages]);
     expect(after[0]).toBeLessThanOrEqual(after[1]);
-    // The balloon gets there and the guest is fine.
-    await page.waitForFunction(() => window.__demo.balloon!.actual === window.__demo.balloon!.target, undefined, { timeout: 180_000, polling: 500 });
+    // The balloon gets there, or as far as the guest's own driver floor (virtio_balloon.floor_mb, which
+    // says so on the console) lets it, and the guest is fine.
+    await page.waitForFunction(
+      () => window.__demo.balloon!.actual === window.__demo.balloon!.target || /held at \d+: the guest keeps \d+ MiB \(floor_mb\)/.test(window.__demo.text()),
+      undefined, { timeout: 180_000, polling: 500 },
+    );
     const out = await runInTerminal(page, "echo alive-$((20 + 22))", /alive-42/, 60_000);
     expect(out).not.toMatch(/Out of puff|Kernel panic|Out of memory/);
     expect(await page.evaluate(() => window.__demo.trouble)).toEqual(trouble0);
