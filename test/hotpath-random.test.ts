@@ -4,7 +4,7 @@ import { createTestMemory, type TestMemory } from "./support/test-memory.js";
 import {
   FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING, loadHotPath, referenceHotPath, type HotPath,
 } from "../src/hotpath/hotpath.js";
-import { rng } from "./support/rng.js";
+import { rng } from "../devkit/rng.js";
 
 const RAM = 8 << 20;
 const PAGES = RAM / 4096;

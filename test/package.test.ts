@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser } from "./browser/launcher.js";
+import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser } from "../devkit/browser.js";
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { devDependencies: Record<string, string> };
 const missing = chromiumMissing();

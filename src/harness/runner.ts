@@ -41,7 +41,7 @@ export interface RunOptions {
   crashPatterns?: string[];
   /** Stop when no driver is bound to virtio device 5 after boot (default true). */
   driverCheck?: boolean;
-  /** Fail on known driver quirks seen at boot too (see PROBE_QUIRKS in session.ts). */
+  /** Fail on known driver quirks seen at boot too (diagnostics CONFORMANCE marks "tolerated"). */
   strict?: boolean;
   /** Device diagnostic kinds that fail no test (e.g. a known driver quirk). */
   allowDiagnostics?: string[];

@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { artifactPath, chromiumMissing, DIST } from "./launcher.js";
-import { axeFindings, runInTerminal, waitGuestSize, waitReady } from "./demo-page.js";
+import { artifactPath, chromiumMissing, DIST } from "../../devkit/browser.js";
+import { axeFindings, runInTerminal, waitGuestSize, waitReady } from "../../devkit/demo-page.js";
 import { useDemoSite } from "./demo-site.js";
 
 const missing = chromiumMissing();

@@ -8,8 +8,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { chromiumMissing } from "./launcher.js";
-import { bootDemo, runInTerminal, terminalText, waitForTerminal, waitReady } from "./demo-page.js";
+import { chromiumMissing } from "../../devkit/browser.js";
+import { bootDemo, runInTerminal, terminalText, waitForTerminal, waitReady } from "../../devkit/demo-page.js";
 import { useDemoSite } from "./demo-site.js";
 
 const missing = chromiumMissing();

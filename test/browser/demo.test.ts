@@ -6,8 +6,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
-import { artifactPath, chromiumMissing, pageErrors } from "./launcher.js";
-import { runInTerminal, terminalText, waitForTerminal, waitReady } from "./demo-page.js";
+import { artifactPath, chromiumMissing, pageErrors } from "../../devkit/browser.js";
+import { runInTerminal, terminalText, waitForTerminal, waitReady } from "../../devkit/demo-page.js";
 import { useDemoSite } from "./demo-site.js";
 
 const missing = chromiumMissing();

@@ -13,7 +13,7 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeSnapshot } from "../../src/node/snapshot.js";
 import { waitElementReady } from "./embed-page.js";
-import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser, type StaticServer } from "../../devkit/browser.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/embed-docs.test.ts: ${missing}`);

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
 import { waitElementReady } from "./embed-page.js";
-import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "./launcher.js";
+import { artifactPath, chromiumMissing, DIST, launchChromium, pageErrors, requireBuiltSite, serveStatic, type Browser, type StaticServer } from "../../devkit/browser.js";
 
 const missing = chromiumMissing();
 if (missing) console.warn(`SKIP test/browser/embed.test.ts: ${missing}`);

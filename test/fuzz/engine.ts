@@ -18,7 +18,7 @@ import { emptyExpect, expectNotify, PAGE, type Expect, type Pre } from "./model.
 import { mutateState, type Mutated } from "./mutate.js";
 import { fromHex, isRequest, type Op } from "./ops.js";
 import { Rig, type RigConfig, type SavedState } from "./rig.js";
-import { rng } from "../support/rng.js";
+import { rng } from "../../devkit/rng.js";
 import { balloonOnlyFile } from "../support/v86-state.js";
 import { checkBalloonSnapshot } from "../../src/host/snapshot.js";
 

@@ -8,7 +8,7 @@
 import { loadHotPath, referenceHotPath, type HotPath } from "../../src/hotpath/hotpath.js";
 import { FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING } from "../../src/hotpath/types.js";
 import { createFuzzMemory, type FuzzMemory } from "./memory.js";
-import { rng } from "../support/rng.js";
+import { rng } from "../../devkit/rng.js";
 
 export interface DirectSummary { calls: number; findings: string[] }
 

@@ -6,7 +6,7 @@ import { Session, type Finding } from "./engine.js";
 import { Generator, randomConfig, type Mode } from "./gen.js";
 import { isRequest, toHex, type Op } from "./ops.js";
 import type { RigConfig } from "./rig.js";
-import { rng } from "../support/rng.js";
+import { rng } from "../../devkit/rng.js";
 
 /** A failing (or once-failing) sequence: what a regression case under test/fuzz/regressions/ holds. */
 export interface Repro {

@@ -1,2 +1,0 @@
-// Moved to devkit/ (shared with the benchmarks, which must not import test/).
-export * from "../../devkit/demo-page.js";
