@@ -36,7 +36,7 @@
 import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
 import type { FeatureOffer } from "../src/balloon/features.js";
 import { instructionsSince, median, msUntil } from "./support.js";
-import { untilStable } from "../devkit/until.js";
+import { untilStable } from "../src/until.js";
 import { rng } from "../devkit/rng.js";
 import { readDevinitDebugfs } from "../devkit/devinit-debugfs.js";
 import { setFlagsFromString } from "node:v8";

@@ -7,7 +7,7 @@ import { startNodeBalloonVM } from "../src/node/balloon-vm-node.js";
 import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
 import { startVM, type VM } from "../src/vm.js";
 import { msUntil } from "./support.js";
-import { untilStable } from "../devkit/until.js";
+import { untilStable } from "../src/until.js";
 
 const RAM_MIB = 256;
 const DIRTY_MIB = (RAM_MIB * 3) / 4;

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNodeBalloonVM, type BalloonVM } from "../src/node/balloon-vm-node.js";
 import type { BalloonDiagnostic } from "../src/balloon/diagnostics.js";
-import { until } from "../devkit/until.js";
+import { until } from "../src/until.js";
 import { editBalloonJson } from "./support/v86-state.js";
 import { checkBalloonSnapshot, StateError } from "../src/host/snapshot.js";
 

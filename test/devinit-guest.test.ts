@@ -2,7 +2,7 @@
 // driver (guest/patches/), with the guest's own self-check (guest/programs/devinit-check.c).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNodeBalloonVM, type BalloonVM, type NodeBalloonVMOptions } from "../src/node/balloon-vm-node.js";
-import { until, untilStable } from "../devkit/until.js";
+import { until, untilStable } from "../src/until.js";
 import { readDevinitDebugfs } from "../devkit/devinit-debugfs.js";
 
 // init_on_alloc only: freed pages keep stale data, so a device that does not fill what it claims

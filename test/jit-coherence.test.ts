@@ -12,7 +12,7 @@ import { V86 } from "v86";
 import { loadGuestImages, v86WasmPath } from "../src/node/vm-node.js";
 import { V86Adapter } from "../src/v86/adapter.js";
 import { loadHotPath } from "../src/hotpath/hotpath.js";
-import { until } from "../devkit/until.js";
+import { until } from "../src/until.js";
 
 const ROUTINE_PAGE = 0x10; // the routine runs at 0x1000:0000 = physical 0x10000
 const MARKER = 0x600;

@@ -74,3 +74,19 @@ export function writeSegments(mem: GuestMemory, segs: readonly Span[], data: Uin
   }
   return o;
 }
+
+/** 4 KiB pages of guest RAM holding any non-zero byte: what a v86 saved state stores (it omits zero pages). */
+export function nonZeroPages(mem: GuestMemory): number {
+  const b = mem.bytes();
+  const words = new Uint32Array(b.buffer, b.byteOffset, b.byteLength >>> 2);
+  let n = 0;
+  for (let page = 0; page < words.length; page += 1024) {
+    for (let i = page; i < page + 1024; i++) {
+      if (words[i] !== 0) {
+        n++;
+        break;
+      }
+    }
+  }
+  return n;
+}

@@ -6,7 +6,8 @@ import { makeSnapshot, type SnapshotOptions } from "./snapshot.js";
 export const SNAPSHOT_USAGE = `usage: v86-balloon snapshot --out FILE [options]
 
 Boots the guest, runs the commands, compacts its memory with the balloon (drop caches, a free page
-hinting cycle, inflate to a floor and deflate) and writes a gzip state file that
+hinting cycle, inflate to a floor, free page reporting of single pages, deflate) and writes a gzip
+state file that
 <v86-balloon-vm state="FILE"> and mount(el, { state }) restore instead of booting.
 
   --out FILE             the state file to write (required)
@@ -58,7 +59,8 @@ export async function snapshotMain(argv: string[]): Promise<number> {
     process.stdout.write(
       `${out}: ${mib(s.file.byteLength)} gzip (v86 state ${mib(h.rawBytes)} raw), ${h.memoryMiB} MiB guest\n` +
         `without the balloon's compaction: ${mib(s.uncompactedFileBytes)} gzip (${mib(h.uncompactedRawBytes ?? 0)} raw)\n` +
-        `the balloon removed ${(100 * removed).toFixed(1)} % of the compressed state (${(100 * (1 - h.rawBytes / (h.uncompactedRawBytes ?? h.rawBytes))).toFixed(1)} % raw)\n`,
+        `the balloon removed ${(100 * removed).toFixed(1)} % of the compressed state (${(100 * (1 - h.rawBytes / (h.uncompactedRawBytes ?? h.rawBytes))).toFixed(1)} % raw)\n` +
+        `guest RAM holding data: ${mib(s.contentPages.before * 4096)} before compaction, ${mib(s.contentPages.after * 4096)} after (in use by the guest: kernel, page tables, files; zero pages are not stored)\n`,
     );
     return 0;
   } catch (e) {
