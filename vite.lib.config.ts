@@ -1,7 +1,8 @@
 /**
- * Library build of the embeddable VM (`npm run build:lib`, run by `prepack`): one ES module,
- * dist/lib/v86-balloon.js, that registers <v86-balloon-vm> and exports mount(), with v86.wasm written
- * beside it. Every file the module loads by default is named by `new URL("<literal>", import.meta.url)`
+ * Library build of the embeddable VM (`npm run build:lib`, run by `prepack`): the ES module
+ * dist/lib/v86-balloon.js, that registers <v86-balloon-vm> and exports mount(), its chunks (v86 and the
+ * device load as a second chunk, so a page starts its downloads before parsing them), and v86.wasm, all
+ * beside each other. Every file the module loads by default is named by `new URL("<literal>", import.meta.url)`
  * in the OUTPUT (written after Vite's own asset transform, so this build leaves the literals alone): a
  * plain `<script type="module">` page resolves them against the installed package, and a consumer's
  * bundler (Vite) copies them as assets. The guest images stay where the package keeps them

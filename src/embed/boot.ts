@@ -2,7 +2,6 @@
  * Boots the guest in the page, with the balloon when the browser VM module provides it.
  * Shared by the demo page and the embeddable element.
  */
-import { startBrowserBalloonVM } from "../browser/balloon-vm-browser.js";
 import type { FloorOption } from "../host/floor.js";
 import type { AttachOptions } from "../host/attach.js";
 import type { ImageUrls, LoadProgress } from "../browser/vm-browser.js";
@@ -137,7 +136,10 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
     throw new LoadError("boot", msg);
   };
   prefetch(opts.images, { boot: !opts.state });
+  // v86 and the device are a separate chunk: a page starts its downloads before parsing them.
+  const vmModule = import("../browser/balloon-vm-browser.js");
   const restored = opts.state ? await loadState(opts) : null;
+  const { startBrowserBalloonVM } = await vmModule.catch(classify);
   const memoryMiB = restored?.header.memoryMiB ?? opts.memoryMiB ?? DEFAULT_MEMORY_MIB;
   const { vm, balloon } = await startBrowserBalloonVM({
     memoryMiB,
