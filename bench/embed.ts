@@ -2,7 +2,11 @@
  * The embeddable element on a docs page (library build, headless Chromium) and the state files it restores:
  *   embed.state_prompt_ms          page opened -> the shell answers `echo ok`, restored from a state file (median of 3)
  *   embed.boot_prompt_ms           the same with a full boot, in the same run
+ *   embed.state_prompt_cold_ms     the state page with the HTTP cache disabled (a first visit: every file
+ *                                  downloaded and v86.wasm compiled again; localhost, so no network latency)
  *   embed.state_gzip_bytes         `snapshot --memory 128 --commands "true"` file size
+ *   embed.state_content_mib / embed.state_uncompacted_content_mib   guest RAM holding data (non-zero pages)
+ *                                  after / before compaction: what is left is what the guest uses
  *   embed.state_uncompacted_gzip_bytes  the same state saved without the balloon's compaction
  *   embed.state_compaction_ratio   compacted / uncompacted gzip size (same guest, same run)
  *   embed.state_junk_compaction_ratio  the same after the guest wrote and deleted 48 MiB of random data (a
@@ -112,6 +116,12 @@ export async function run(): Promise<Record<string, number>> {
         state.push(await promptMs(page, `${server.url}state.html`));
         boot.push(await promptMs(page, `${server.url}boot.html`));
       }
+      const cold: number[] = [];
+      const cacheOff = await browser.context.newCDPSession(page);
+      await cacheOff.send("Network.setCacheDisabled", { cacheDisabled: true });
+      for (let i = 0; i < RUNS; i++) cold.push(await promptMs(page, `${server.url}state.html`));
+      await cacheOff.send("Network.setCacheDisabled", { cacheDisabled: false });
+      await cacheOff.detach();
       const one = await pageBytes(page, `${server.url}state.html`);
       const three = await pageBytes(page, `${server.url}three.html`);
 
@@ -138,8 +148,11 @@ export async function run(): Promise<Record<string, number>> {
       return {
         "embed.state_prompt_ms": Math.round(median(state)),
         "embed.boot_prompt_ms": Math.round(median(boot)),
+        "embed.state_prompt_cold_ms": Math.round(median(cold)),
         "embed.state_gzip_bytes": plain.file.byteLength,
         "embed.state_uncompacted_gzip_bytes": plain.uncompactedFileBytes,
+        "embed.state_content_mib": plain.contentPages.after / 256,
+        "embed.state_uncompacted_content_mib": plain.contentPages.before / 256,
         "embed.state_compaction_ratio": plain.file.byteLength / plain.uncompactedFileBytes,
         "embed.state_junk_compaction_ratio": junk.file.byteLength / junk.uncompactedFileBytes,
         "embed.page_bytes_1_element": one,
