@@ -108,7 +108,7 @@ export async function run(): Promise<Record<string, number>> {
       const three = await pageBytes(page, `${server.url}three.html`);
 
       await page.goto(`${server.url}cycles.html`);
-      const cycles = await embedCycles(browser.context, page, { cycles: 5, state: "guest.state", command: "echo ok" });
+      const cycles = await embedCycles(browser.context, page, { cycles: 5, attrs: { state: "guest.state" }, command: "echo ok" });
 
       await page.goto(`${server.url}cycles.html`);
       await addVM(page);

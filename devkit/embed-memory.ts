@@ -71,26 +71,27 @@ export interface CycleLevels {
 type CycleEl = HTMLElement & { ready: Promise<unknown>; vm: { run(c: string): Promise<string>; emulator: object } | null };
 
 /**
- * `cycles` times: append a `<v86-balloon-vm state=... autostart>` to `#slot`, wait for its shell, run
- * `command` in it, remove it, then force garbage collections until its emulator is unreachable (a
- * WeakRef), and read the renderer's memory. Throws when an emulator stays reachable for `collectMs`.
+ * `cycles` times: append a `<v86-balloon-vm autostart>` with `attrs` (e.g. `{ state: "guest.state" }`) to
+ * `#slot`, wait for its shell, run `command` in it, remove it, then force garbage collections until its
+ * emulator is unreachable (a WeakRef), and read the renderer's memory. Throws when an emulator stays
+ * reachable for `collectMs`.
  */
-export async function embedCycles(context: BrowserContext, page: Page, opts: { cycles: number; state: string; command: string; collectMs?: number }): Promise<CycleLevels> {
+export async function embedCycles(context: BrowserContext, page: Page, opts: { cycles: number; attrs: Record<string, string>; command: string; collectMs?: number }): Promise<CycleLevels> {
   const cdp: CDPSession = await context.newCDPSession(page);
   await cdp.send("Performance.enable");
   const levels: CycleLevels = { pssMiB: [], jsHeapMiB: [], livePssMiB: [] };
   try {
     for (let i = 0; i < opts.cycles; i++) {
-      await page.evaluate(async ([state, command]) => {
+      await page.evaluate(async ([attrs, command]) => {
         const el = document.createElement("v86-balloon-vm") as CycleEl;
         el.id = "cycle";
-        el.setAttribute("state", state);
+        for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, value);
         el.setAttribute("autostart", "");
         el.style.height = "100px";
         document.getElementById("slot")!.append(el);
         await el.ready;
         await el.vm!.run(command);
-      }, [opts.state, opts.command] as const);
+      }, [opts.attrs, opts.command] as const);
       levels.livePssMiB.push(rendererMemory().pssMiB);
       await page.evaluate(() => {
         const el = document.getElementById("cycle") as CycleEl;

@@ -13,7 +13,7 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeSnapshot } from "../../src/node/snapshot.js";
 import { waitElementReady } from "./embed-page.js";
-import { embedCycles, rendererMemory } from "../../devkit/embed-memory.js";
+import { embedCycles, rendererMemory, type CycleLevels } from "../../devkit/embed-memory.js";
 import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser, type StaticServer } from "../../devkit/browser.js";
 
 const missing = chromiumMissing();
@@ -173,23 +173,36 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     expect(light.bg).toBe("rgb(251, 251, 253)");
   });
 
-  it("removing the element stops its VM and frees its memory: 5 add/remove cycles grow the tab by less than one guest", async () => {
-    const p = await open("cycles.html", page(`<div id="slot"></div>`));
+  /** Runs add/remove cycles; asserts that each live guest shows in the renderer's memory and its removal frees it; returns the levels. */
+  async function cyclesFreeing(p: Page, cycles: number, attrs: Record<string, string>): Promise<{ levels: CycleLevels; report: string }> {
     const before = rendererMemory();
     expect(before.pids.length, "no Chromium renderer process found under this test").toBeGreaterThan(0);
-    // Each guest writes 64 MiB, so a VM whose memory outlived its element would show in the renderer.
-    const WROTE = 64;
-    const levels = await embedCycles(browser.context, p, { cycles: 5, state: "guest.state", command: `dd if=/dev/zero of=/tmp/fill bs=1M count=${WROTE} 2>/dev/null; echo wrote` });
+    // Each guest writes WROTE MiB, so a VM whose memory outlived its element would show in the renderer.
+    const levels = await embedCycles(browser.context, p, { cycles, attrs, command: `dd if=/dev/zero of=/tmp/fill bs=1M count=${WROTE} 2>/dev/null; echo wrote` });
     const fmt = (l: number[]) => l.map((x) => x.toFixed(0)).join(", ");
     const report = `renderer PSS (MiB) before ${before.pssMiB.toFixed(0)}; live ${fmt(levels.livePssMiB)}; after removal ${fmt(levels.pssMiB)}; JS heap ${fmt(levels.jsHeapMiB)}`;
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < cycles; i++) {
       // Precondition: the measure sees a live guest's RAM (else it could not see one leak).
       expect(levels.livePssMiB[i] - (i ? levels.pssMiB[i - 1] : before.pssMiB), `cycle ${i + 1}: a live VM adds its RAM. ${report}`).toBeGreaterThan(WROTE);
       // Effect: its removal gives that memory back.
       expect(levels.livePssMiB[i] - levels.pssMiB[i], `cycle ${i + 1}: removal frees the VM. ${report}`).toBeGreaterThan(WROTE);
     }
+    return { levels, report };
+  }
+  const WROTE = 64;
+
+  it("removing the element stops its VM and frees its memory: 5 add/remove cycles grow the tab by less than one guest", async () => {
+    const p = await open("cycles.html", page(`<div id="slot"></div>`));
+    const { levels, report } = await cyclesFreeing(p, 5, { state: "guest.state" });
     expect(levels.pssMiB[4] - levels.pssMiB[0], `growth over 5 cycles, less than one guest's written RAM. ${report}`).toBeLessThan(WROTE);
     expect(levels.jsHeapMiB[4] - levels.jsHeapMiB[0], report).toBeLessThanOrEqual(20);
+    expect(pageErrors(p)).toEqual([]);
+  });
+
+  it("a booted element (balloon stats polling) is freed on removal too", async () => {
+    // The stats queue's polling timer once kept every removed booted VM, with its RAM, alive.
+    const p = await open("boot-cycles.html", page(`<div id="slot"></div>`));
+    await cyclesFreeing(p, 2, { memory: "128", features: "stats,reporting" });
     expect(pageErrors(p)).toEqual([]);
   });
 });
