@@ -10,7 +10,7 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "../node/static-server.js";
-import type { Executor } from "./runner.js";
+import { HarnessInputError, type Executor } from "./runner.js";
 import type { CaseResult, HarnessEvent, TestGroup } from "./types.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -48,7 +48,7 @@ async function viteServer(): Promise<PageServer> {
 /** The installed package's prebuilt page, from the package root (its module finds ../../public/guest/). */
 async function packageServer(): Promise<PageServer> {
   if (!existsSync(resolve(ROOT, BUILT_PAGE))) {
-    throw new Error(`--browser needs the prebuilt harness page ${resolve(ROOT, BUILT_PAGE)}, which is missing: in a checkout of v86-balloon run \`npm run build:lib\` (npm pack runs it), or drop --browser to run in Node`);
+    throw new HarnessInputError(`--browser needs the prebuilt harness page ${resolve(ROOT, BUILT_PAGE)}, which is missing: in a checkout of v86-balloon run \`npm run build:lib\` (npm pack runs it), or drop --browser to run in Node`);
   }
   const server = await serveStatic(ROOT);
   return { page: `${server.url}${BUILT_PAGE}`, url: (p) => server.file(p), close: () => server.close() };
@@ -60,11 +60,11 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
   const toUrl = (p: string | undefined) => (!p ? undefined : /^https?:\/\//.test(p) ? p : server.url(p));
   const { launchChromium, CHROMIUM } = await import("../node/chromium.js").catch((e: Error) => {
     void server.close();
-    throw new Error(`--browser drives Debian's Chromium through the playwright-core package, which did not load (${e.message}): install it with \`npm install playwright-core\``);
+    throw new HarnessInputError(`--browser drives Debian's Chromium through the playwright-core package, which did not load (${e.message}): install it with \`npm install playwright-core\``);
   });
   if (!existsSync(CHROMIUM)) {
     await server.close();
-    throw new Error(`--browser runs Debian's Chromium, and ${CHROMIUM} is missing: install it with \`sudo apt-get install chromium\`, or drop --browser to run in Node`);
+    throw new HarnessInputError(`--browser runs Debian's Chromium, and ${CHROMIUM} is missing: install it with \`sudo apt-get install chromium\`, or drop --browser to run in Node`);
   }
   const browser = await launchChromium().catch((e: Error) => {
     void server.close();
