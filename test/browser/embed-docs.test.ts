@@ -111,6 +111,40 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     expect(pageErrors(p).filter((e) => !e.includes("no-such.state"))).toEqual([]);
   });
 
+  it("floor: a target beyond it is held there; a bad floor (or feature) is shown in the element, which reports it", async () => {
+    const p = await open(
+      "floor.html",
+      page(
+        `<v86-balloon-vm id="f" state="guest.state" floor="100" autostart></v86-balloon-vm>
+<v86-balloon-vm id="badfloor" state="guest.state" floor="lots" autostart></v86-balloon-vm>
+<v86-balloon-vm id="badfeat" features="stats,bogus" autostart></v86-balloon-vm>`,
+        // Before the module defines the element: hears every v86-error from the start.
+        `<script>window.errs = []; document.addEventListener("v86-error", (e) => errs.push(e.target.id + ": " + e.detail.message), true);</script>`,
+      ),
+    );
+    expect(await errorText(p, "badfloor")).toMatch(/option of this VM is not valid.*floor "lots" is not "auto", "off" or a size in MiB/s);
+    expect(await errorText(p, "badfeat")).toMatch(/option of this VM is not valid.*bogus/s);
+    expect(await p.evaluate(() => (window as unknown as { errs: string[] }).errs.sort())).toEqual([expect.stringMatching(/^badfeat: .*bogus/), expect.stringMatching(/^badfloor: floor "lots"/)]);
+    await waitElementReady(p, "f");
+    type Host = { floor: unknown; limit(): { source: string; maxPages: number }; setTarget(p: number): number; target: number; actual: number; lastClamp: { requested: number } | null };
+    const r = await p.evaluate(async () => {
+      const el = document.getElementById("f") as HTMLElement & { balloon: Host; vm: { run(c: string): Promise<string> } };
+      const b = el.balloon;
+      // Precondition: the attribute reached the host as a fixed 100 MiB floor (128 MiB guest: 28 MiB may go).
+      const before = { floor: b.floor, source: b.limit().source, maxPages: b.limit().maxPages };
+      b.setTarget(32768); // all of the guest's RAM
+      const held = { target: b.target, requested: b.lastClamp?.requested };
+      const end = Date.now() + 60_000;
+      while (b.actual < b.target && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      return { before, held, actual: b.actual, alive: await el.vm.run("echo alive") };
+    });
+    expect(r.before).toEqual({ floor: 100 * 1048576, source: "fixed", maxPages: 7168 });
+    expect(r.held).toEqual({ target: 7168, requested: 32768 });
+    expect(r.actual).toBe(7168);
+    expect(r.alive).toContain("alive");
+    await p.waitForFunction(() => document.getElementById("f")!.shadowRoot!.querySelector(".v86b-status")!.textContent!.includes("held by the floor"), null, { timeout: 10_000 });
+  });
+
   it("three elements fetch each file once, and commands leave no terminal replies in the shell", async () => {
     const els = [1, 2, 3].map((i) => `<v86-balloon-vm id="v${i}" style="height:150px" state="guest.state" autostart compact commands="sleep 1; echo hi-$((${i} + 1))"></v86-balloon-vm>`);
     const p = await open("three.html", page(els.join("\n")));
