@@ -265,7 +265,8 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
       target.max = String(mem);
       target.addEventListener("change", () => {
         const mib = Math.max(0, Math.min(mem, Number(target.value) || 0));
-        balloon.setTarget((mib * 1048576) / 4096);
+        // Shows what was set: a target past the floor is held below it.
+        target.value = String(Math.round((balloon.setTarget((mib * 1048576) / 4096) * 4096) / 1048576));
       });
       statusTimer = setInterval(() => {
         const mib = (p: number) => ((p * 4096) / 1048576).toFixed(0);

@@ -142,6 +142,14 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     expect(r.held).toEqual({ target: 7168, requested: 32768 });
     expect(r.actual).toBe(7168);
     expect(r.alive).toContain("alive");
+    // The element's own balloon input: asked for all 128 MiB, it shows the 28 MiB the floor allows.
+    const shown = await p.evaluate(() => {
+      const input = document.getElementById("f")!.shadowRoot!.querySelector("input")!;
+      input.value = "128";
+      input.dispatchEvent(new Event("change"));
+      return input.value;
+    });
+    expect(shown).toBe("28");
     await p.waitForFunction(() => document.getElementById("f")!.shadowRoot!.querySelector(".v86b-status")!.textContent!.includes("held by the floor"), null, { timeout: 10_000 });
   });
 
