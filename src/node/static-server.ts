@@ -4,7 +4,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { basename, dirname, extname, join, normalize, resolve, sep } from "node:path";
+import { basename, extname, join, normalize, resolve, sep } from "node:path";
 
 const MIME: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -35,12 +35,15 @@ function inside(root: string, path: string): string | null {
 
 /** Serves `roots` (first match wins) on 127.0.0.1 at a free port. */
 export async function serveStatic(...roots: string[]): Promise<StaticServer> {
-  /** URL prefix -> a local file or directory added by file(). */
-  const mounts = new Map<string, string>();
+  /** URL prefix -> a local directory, or a file (served under its own name only), added by file(). */
+  const mounts = new Map<string, { path: string; dir: boolean }>();
   const server: Server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     const mount = [...mounts].find(([prefix]) => path.startsWith(prefix));
-    const candidates = mount ? [inside(mount[1], path.slice(mount[0].length))] : roots.map((root) => inside(root, path));
+    const rest = mount && path.slice(mount[0].length);
+    const candidates = mount
+      ? [mount[1].dir ? inside(mount[1].path, rest!) : rest === basename(mount[1].path) ? mount[1].path : null]
+      : roots.map((root) => inside(root, path));
     for (let file of candidates) {
       if (!file) continue;
       try {
@@ -68,11 +71,10 @@ export async function serveStatic(...roots: string[]): Promise<StaticServer> {
     file(path) {
       const abs = resolve(path);
       const dir = statSync(abs, { throwIfNoEntry: false })?.isDirectory() ?? false;
-      // A file is served as the only entry of a directory of its own (under its own name).
-      let prefix = [...mounts].find(([, p]) => p === (dir ? abs : dirname(abs)))?.[0];
+      let prefix = [...mounts].find(([, m]) => m.path === abs)?.[0];
       if (!prefix) {
         prefix = `/@file/${mounts.size}/`;
-        mounts.set(prefix, dir ? abs : dirname(abs));
+        mounts.set(prefix, { path: abs, dir });
       }
       return dir ? prefix : prefix + encodeURIComponent(basename(abs));
     },
