@@ -7,6 +7,11 @@
  * plain `<script type="module">` page resolves them against the installed package, and a consumer's
  * bundler (Vite) copies them as assets. The guest images stay where the package keeps them
  * (public/guest/, shared with the Node API), so the tarball carries them once.
+ *
+ * `--mode harness` builds the page `v86-balloon test --browser` drives in an installed package (no Vite or
+ * tsx at run time there): dist/lib/harness-page.js from src/harness/browser/page.ts, and harness.html
+ * from src/harness/browser/index.html, beside the library (same asset URLs, same v86.wasm), served by the
+ * CLI's own static server (src/harness/browser-runner.ts). A checkout runs the TypeScript page through Vite.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -15,6 +20,9 @@ import { defineConfig, type Plugin } from "vite";
 import { IMAGE_FILES } from "./src/guest-manifest.js";
 
 const ASSETS_MODULE = resolve(import.meta.dirname, "src/browser/assets.ts");
+const HARNESS_DIR = resolve(import.meta.dirname, "src/harness/browser");
+/** The built harness page's file names (read by src/harness/browser-runner.ts too). */
+export const HARNESS_PAGE = { html: "harness.html", module: "harness-page.js" };
 /** Placeholder call the plugin swaps for `new URL(...)` once the chunk is rendered. */
 const MARK = "__v86BalloonAssetUrl__";
 
@@ -41,19 +49,34 @@ function assetsBesideModule(): Plugin {
   };
 }
 
-export default defineConfig({
-  base: "./",
-  publicDir: false,
-  plugins: [assetsBesideModule()],
-  build: {
-    outDir: "dist/lib",
-    emptyOutDir: true,
-    target: "es2022",
-    sourcemap: true,
-    lib: {
-      entry: resolve(import.meta.dirname, "src/embed/index.ts"),
-      formats: ["es"],
-      fileName: () => "v86-balloon.js",
+/** The harness page's HTML, loading the built module instead of the TypeScript source. */
+function harnessHtml(): Plugin {
+  return {
+    name: "v86-balloon:harness-html",
+    generateBundle() {
+      const html = readFileSync(resolve(HARNESS_DIR, "index.html"), "utf8").replace("./page.ts", `./${HARNESS_PAGE.module}`);
+      this.emitFile({ type: "asset", fileName: HARNESS_PAGE.html, source: html });
     },
-  },
+  };
+}
+
+export default defineConfig(({ mode }) => {
+  const harness = mode === "harness";
+  return {
+    base: "./",
+    publicDir: false,
+    plugins: [assetsBesideModule(), ...(harness ? [harnessHtml()] : [])],
+    build: {
+      outDir: "dist/lib",
+      // The harness build goes beside the library.
+      emptyOutDir: !harness,
+      target: "es2022",
+      sourcemap: true,
+      lib: {
+        entry: harness ? resolve(HARNESS_DIR, "page.ts") : resolve(import.meta.dirname, "src/embed/index.ts"),
+        formats: ["es"],
+        fileName: () => (harness ? HARNESS_PAGE.module : "v86-balloon.js"),
+      },
+    },
+  };
 });

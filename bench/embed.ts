@@ -12,17 +12,23 @@
  *   embed.state_junk_compaction_ratio  the same after the guest wrote and deleted 48 MiB of random data (a
  *                                  build's temporary files): what the balloon is for; a fresh guest has little to remove
  *   embed.page_bytes_1_element / _3_elements / _ratio   bytes transferred for a page with 1 and 3 restored elements
- *   embed.memory_growth_5_cycles_mib   JS heap after the 5th add/remove cycle minus after the 1st (CDP Performance.getMetrics)
- *   embed.second_vm_rss_mib        what a second restored 128 MiB VM adds to the renderers' resident memory
- *                                  (Linux /proc; only pages the guest touched are resident, so it can stay below 128)
+ *   embed.memory_growth_5_cycles_mib   tab memory after the 5th add/remove cycle of a restored element minus after
+ *                                  the 1st: the renderer processes' PSS (/proc/PID/smaps_rollup: JS heap, the guest
+ *                                  RAM in v86's wasm memory, ArrayBuffers, code, DOM), each level read once the
+ *                                  removed emulator was garbage-collected (devkit/embed-memory.ts)
+ *   embed.memory_growth_5_cycles_js_heap_mib  the same cycles by CDP Performance.getMetrics JSHeapUsedSize (the
+ *                                  JS heap only: a guest's wasm memory is not in it)
+ *   embed.second_vm_rss_mib        what a second restored 128 MiB VM adds to the renderers' PSS (the same measure;
+ *                                  only pages the guest touched are resident, so it can stay below 128)
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page, Request } from "playwright-core";
 import { build } from "vite";
 import { makeSnapshot } from "../src/node/snapshot.js";
 import { launchChromium, ROOT, serveStatic } from "../devkit/browser.js";
+import { embedCycles, rendererMemory } from "../devkit/embed-memory.js";
 import { median } from "./support.js";
 
 const RUNS = 3;
@@ -63,20 +69,6 @@ async function pageBytes(page: Page, url: string): Promise<number> {
     bytes += s.responseBodySize + s.responseHeadersSize;
   }
   return bytes;
-}
-
-/** Resident MiB of Chromium's renderer processes (one Chromium runs at a time: launchChromium's lock). */
-function rendererRssMiB(): number {
-  let kib = 0;
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("--type=renderer")) continue;
-      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return kib / 1024;
 }
 
 /** Adds a restored element to #slot and waits until it answers. */
@@ -126,25 +118,13 @@ export async function run(): Promise<Record<string, number>> {
       const three = await pageBytes(page, `${server.url}three.html`);
 
       await page.goto(`${server.url}cycles.html`);
-      const cdp = await browser.context.newCDPSession(page);
-      await cdp.send("Performance.enable");
-      const levels: number[] = [];
-      for (let i = 0; i < 5; i++) {
-        await addVM(page);
-        await page.evaluate(() => document.querySelector("v86-balloon-vm")!.remove());
-        // The removal's teardown is asynchronous: let it finish before collecting.
-        await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
-        await cdp.send("HeapProfiler.collectGarbage");
-        const { metrics } = await cdp.send("Performance.getMetrics");
-        levels.push(metrics.find((m) => m.name === "JSHeapUsedSize")!.value / 1048576);
-      }
-      await cdp.detach();
+      const cycles = await embedCycles(browser.context, page, { cycles: 5, attrs: { state: "guest.state" }, command: "echo ok" });
 
       await page.goto(`${server.url}cycles.html`);
       await addVM(page);
-      const rss1 = rendererRssMiB();
+      const oneVM = rendererMemory().pssMiB;
       await addVM(page);
-      const rss2 = rendererRssMiB();
+      const twoVMs = rendererMemory().pssMiB;
       return {
         "embed.state_prompt_ms": Math.round(median(state)),
         "embed.boot_prompt_ms": Math.round(median(boot)),
@@ -158,8 +138,9 @@ export async function run(): Promise<Record<string, number>> {
         "embed.page_bytes_1_element": one,
         "embed.page_bytes_3_elements": three,
         "embed.page_bytes_ratio": three / one,
-        "embed.memory_growth_5_cycles_mib": levels[4] - levels[0],
-        "embed.second_vm_rss_mib": rss2 - rss1,
+        "embed.memory_growth_5_cycles_mib": cycles.pssMiB[4] - cycles.pssMiB[0],
+        "embed.memory_growth_5_cycles_js_heap_mib": cycles.jsHeapMiB[4] - cycles.jsHeapMiB[0],
+        "embed.second_vm_rss_mib": twoVMs - oneVM,
       };
     } finally {
       await browser.close();

@@ -3,6 +3,7 @@
  * Platform-neutral: `vm-node.ts` and `vm-browser.ts` load the images and the v86 wasm for their side.
  */
 import { V86 } from "v86";
+import { stopPromptly } from "./v86/adapter.js";
 
 export interface GuestImages {
   bios: ArrayBuffer;
@@ -28,7 +29,7 @@ export interface VMOptions {
    * Called once v86's devices exist and before the guest runs: the place to plug devices in.
    * (The balloon is attached here by `startBalloonVM`.)
    */
-  onReady?: (emulator: V86) => void | Promise<void>;
+  onReady?: (emulator: V86, vm: VM) => void | Promise<void>;
   /** Start from a saved state instead of booting (`images.kernel`/`initrd` are then not used). */
   initialState?: ArrayBuffer;
   /**
@@ -147,8 +148,18 @@ export class VM {
     await this.emulator.restore_state(state);
   }
 
+  private cleanups: (() => void)[] = [];
+
+  /** Runs `fn` when the VM is destroyed: a plugged-in device's timers, which would keep it (and its RAM) alive. */
+  onDestroy(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
   async destroy(): Promise<void> {
-    await this.emulator.destroy();
+    for (const fn of this.cleanups.splice(0)) fn();
+    const stopped = this.emulator.destroy();
+    stopPromptly(this.emulator);
+    await stopped;
   }
 }
 
@@ -194,7 +205,7 @@ export async function startVM(images: GuestImages, wasm: V86Wasm, opts: VMOption
         resolve();
       });
     });
-    await opts.onReady?.(emulator);
+    await opts.onReady?.(emulator, vm);
     // Restored after onReady, not through v86's initial_state: devices plugged in there (the balloon)
     // must exist to take their part of the state.
     if (opts.initialState) await emulator.restore_state(opts.initialState);
@@ -213,7 +224,7 @@ export async function startVM(images: GuestImages, wasm: V86Wasm, opts: VMOption
   try {
     await Promise.race([running, aborted]);
   } catch (e) {
-    await emulator.destroy();
+    await vm.destroy();
     throw e;
   } finally {
     if (onAbort) signal?.removeEventListener("abort", onAbort);

@@ -146,6 +146,7 @@ export const ELEMENT_ATTRIBUTES = {
   kernel: "kernel",
   initrd: "initrd",
   state: "state",
+  floor: "floor",
   commands: "commands",
   autostart: "autostart",
   lazy: "lazy",

@@ -60,6 +60,7 @@ describe("host floor: the balloon always leaves the guest enough memory", () => 
     expect(host.setTarget(RAM_PAGES)).toBe(RAM_PAGES);
     expect(() => new BalloonHost(h.dev, { floor: -1 })).toThrow(/floor must be/);
     expect(parseFloor("64M")).toBe(64 * MiB);
+    expect(parseFloor("64")).toBe(64 * MiB); // text is MiB, like the memory option
     expect(parseFloor("auto")).toBe("auto");
     expect(parseFloor("off")).toBe("off");
     expect(() => parseFloor("lots")).toThrow(/not "auto", "off" or a size/);

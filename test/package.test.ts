@@ -3,11 +3,11 @@
  * into a fresh temporary project, then (a) a Vite app importing "v86-balloon" boots in Chromium, (b) a
  * plain page with one script tag to the installed module boots, (c) plain Node (no tsx) imports
  * "v86-balloon/node" and inflates 16 MiB, (d) `npx v86-balloon test` runs a guest test from the
- * installed package, (e) the types resolve under moduleResolution bundler and node16, and a missing
+ * installed package, in Node and with `--browser` in Chromium (a user's kernel by path), (e) the types resolve under moduleResolution bundler and node16, and a missing
  * image is reported with its URL.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -52,7 +52,7 @@ describe("the npm package, installed from its tarball", () => {
     app = join(work, "app");
     execFileSync("mkdir", [app]);
     writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
-    run("npm", ["install", "--prefer-offline", join(work, tarball!), `vite@${pkg.devDependencies.vite}`], app);
+    run("npm", ["install", "--prefer-offline", join(work, tarball!)], app);
   }, 400_000);
 
   afterAll(async () => {
@@ -98,6 +98,25 @@ await vm.destroy();
     expect(run("npx", ["v86-balloon", "snapshot", "--help"], app)).toMatch(/usage: v86-balloon snapshot --out FILE/);
   });
 
+  // Before the Chromium tests below open their browser: the CLI takes the one-Chromium-at-a-time lock itself.
+  it.skipIf(missing !== null)("(d) npx v86-balloon test --browser runs a guest test in Chromium from the installed package (no Vite, no tsx)", () => {
+    // Neither is installed in the app (test (a) adds Vite later): the page comes prebuilt in the tarball.
+    for (const absent of ["tsx", "vite"]) expect(() => run("node", ["--input-type=module", "-e", `await import("${absent}")`], app), absent).toThrow();
+    // Without the optional playwright-core (npm install --omit=optional) the CLI says what to install.
+    const pw = join(app, "node_modules/playwright-core");
+    renameSync(pw, `${pw}.away`);
+    try {
+      const r = spawnSync("npx", ["v86-balloon", "test", "--browser", "--filter", "balloon-present"], { cwd: app, encoding: "utf8", timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/^v86-balloon: --browser drives Debian's Chromium through the playwright-core package.*install it with `npm install playwright-core`\n$/s);
+    } finally {
+      renameSync(`${pw}.away`, pw);
+    }
+    const kernel = join(app, "node_modules/v86-balloon/public/guest/bzImage");
+    const out = run("npx", ["v86-balloon", "test", "--browser", "--kernel", kernel, "--filter", "balloon-present"], app);
+    expect(out).toMatch(/chromium: 1 passed, 0 failed/);
+  });
+
   it("(e) the types resolve under moduleResolution bundler and node16", () => {
     writeFileSync(
       join(app, "use.ts"),
@@ -125,6 +144,7 @@ export type H = BalloonHost;
 <div id="box" style="height:300px"></div><script type="module" src="./main.js"></script>`);
       writeFileSync(join(app, "main.js"), `import { mount } from "v86-balloon";
 window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, commands: "echo vite-$((40 + 2))" });`);
+      run("npm", ["install", "--prefer-offline", `vite@${pkg.devDependencies.vite}`], app);
       run("npx", ["vite", "build", "--logLevel", "error"], app);
       const server = await serveStatic(join(app, "dist"));
       try {

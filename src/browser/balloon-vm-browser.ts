@@ -22,10 +22,11 @@ export async function startBrowserBalloonVM(opts: BrowserBalloonVMOptions = {}):
   let attached: AttachedBalloon | undefined;
   const vm = await startVM(images, () => compileShared(v86WasmUrl()), {
     ...opts,
-    onReady: async (emulator) => {
+    onReady: async (emulator, vm) => {
       attached = await attachBalloon(emulator, opts.balloon);
+      vm.onDestroy(() => attached!.device.dispose());
       opts.onAttached?.(attached);
-      await opts.onReady?.(emulator);
+      await opts.onReady?.(emulator, vm);
     },
   });
   return { vm, ...attached!, balloon: attached!.host };

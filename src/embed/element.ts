@@ -8,6 +8,8 @@
  *   memory         guest RAM in MiB (default 128; with `state`, the state's)
  *   features       balloon features offered, comma-separated (default: DEFAULT_FEATURES in src/vocabulary.ts)
  *   state          URL of a saved state (`npx v86-balloon snapshot`): restored instead of booting
+ *   floor          memory the balloon always leaves to the guest: auto (default), off, or a size in MiB
+ *                  ("64" or "64M"); a target beyond it is held there. A bad value is shown in the element.
  *   autostart      boot at once; without it (and without `lazy`) the element shows a Boot button
  *   lazy           boot or restore when scrolled into view
  *   compact        terminal only (no status bar)
@@ -86,6 +88,7 @@ export class V86BalloonVMElement extends HTMLElement {
       memory: num("memory"),
       features: attr("features"),
       state: url("state"),
+      floor: attr("floor"),
       autostart: has("autostart") || has("lazy"),
       lazy: has("lazy"),
       compact: has("compact"),

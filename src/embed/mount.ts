@@ -6,7 +6,7 @@
  */
 import type { VM } from "../vm.js";
 import { DEFAULT_FEATURES, parseFeatures, type FeatureName } from "../vocabulary.js";
-import type { FloorOption } from "../host/floor.js";
+import { checkFloor, type FloorOption } from "../host/floor.js";
 import type { BalloonLike } from "./balloon-types.js";
 import { bootGuest, errorTitle, type ImageUrls, type StateSource } from "./boot.js";
 import { adoptStyle, SerialTerminal } from "./terminal.js";
@@ -32,8 +32,11 @@ export interface MountOptions {
   theme?: "light" | "dark" | "auto";
   /** Extra kernel command line. */
   cmdlineExtra?: string;
-  /** Memory the balloon always leaves to the guest: "auto" (default), "off" or bytes (src/host/floor.ts). */
-  floor?: FloorOption;
+  /**
+   * Memory the balloon always leaves to the guest (src/host/floor.ts): "auto" (default), "off", bytes as a
+   * number, or a size in MiB as text ("64", "64M", as the `floor` attribute). A target beyond it is held there.
+   */
+  floor?: FloorOption | string;
   /** Terminal font size in px. */
   fontSize?: number;
   bootTimeoutMs?: number;
@@ -145,8 +148,16 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
     themeFrom: host,
     onInput: (data) => vmRef?.send(data),
   });
-  const features =
-    typeof options.features === "string" ? parseFeatures(options.features) : options.features ?? (options.state ? undefined : DEFAULT_FEATURES);
+  // Options are checked before anything starts; a bad one is shown in the element (below) and fails boot().
+  let features: readonly FeatureName[] | undefined;
+  let floor: FloorOption | undefined;
+  let optionError: Error | null = null;
+  try {
+    features = typeof options.features === "string" ? parseFeatures(options.features) : options.features ?? (options.state ? undefined : DEFAULT_FEATURES);
+    floor = options.floor === undefined ? undefined : checkFloor(options.floor);
+  } catch (e) {
+    optionError = e as Error;
+  }
   let booting: Promise<MountedVM> | null = null;
   let statusTimer: ReturnType<typeof setInterval> | null = null;
   let visible = true;
@@ -157,6 +168,10 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
   const showOverlay = (...children: (Node | string)[]) => {
     overlay.replaceChildren(...children);
     overlay.hidden = false;
+  };
+  const showError = (title: string, err: Error, ...more: Node[]) => {
+    showOverlay(el("strong", undefined, title), el("div", "v86b-error", err.message), ...more);
+    status.textContent = "error";
   };
 
   // Off screen: stop the emulator (no CPU for a VM nobody sees); back on screen: run it again.
@@ -222,7 +237,7 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
       const { vm, balloon, memoryMiB: mem } = await bootGuest({
         memoryMiB: options.memory,
         features,
-        floor: options.floor,
+        floor,
         state: options.state,
         images: options.images,
         cmdlineExtra: options.cmdlineExtra,
@@ -250,11 +265,15 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
       target.max = String(mem);
       target.addEventListener("change", () => {
         const mib = Math.max(0, Math.min(mem, Number(target.value) || 0));
-        balloon.setTarget((mib * 1048576) / 4096);
+        // Shows what was set: a target past the floor is held below it.
+        target.value = String(Math.round((balloon.setTarget((mib * 1048576) / 4096) * 4096) / 1048576));
       });
       statusTimer = setInterval(() => {
         const mib = (p: number) => ((p * 4096) / 1048576).toFixed(0);
-        status.textContent = `${mem} MiB guest · balloon ${mib(balloon.actual)}/${mib(balloon.target)} MiB${paused ? " · paused" : ""}`;
+        // A target past the floor is held below it: say so, and why (the floor's own sentence) on hover.
+        const held = balloon.lastClamp;
+        status.textContent = `${mem} MiB guest · balloon ${mib(balloon.actual)}/${mib(balloon.target)} MiB${held ? " · held by the floor" : ""}${paused ? " · paused" : ""}`;
+        status.title = held ? held.limit.reason : "";
       }, 500);
       // Focus only a VM the reader can see, and only when nothing else on the page has focus.
       const active = document.activeElement;
@@ -274,14 +293,20 @@ export function mount(element: HTMLElement, options: MountOptions = {}): Mounted
         booting = null;
         void handle.boot().catch(() => {});
       });
-      showOverlay(el("strong", undefined, errorTitle(e)), el("div", "v86b-error", err.message), retry);
-      status.textContent = "error";
+      showError(errorTitle(e), err, retry);
       options.onError?.(err);
       throw err;
     }
   }
 
-  if (options.autostart === false) {
+  if (optionError) {
+    const err = optionError;
+    showError("An option of this VM is not valid", err);
+    booting = Promise.reject(err);
+    booting.catch(() => {});
+    // After mount() returns, so that the caller (or the element's listeners) is there to hear it.
+    queueMicrotask(() => options.onError?.(err));
+  } else if (options.autostart === false) {
     const btn = el("button", undefined, options.state ? "Start Linux" : `Boot Linux (${options.memory ?? 128} MiB)`);
     btn.addEventListener("click", () => void handle.boot().catch(() => {}));
     showOverlay(btn);

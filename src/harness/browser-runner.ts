@@ -1,28 +1,33 @@
 /**
- * `--browser`: the same groups run in pages of one headless Debian Chromium (playwright-core), served by a
- * Vite dev server on 127.0.0.1 (the harness page `src/harness/browser/index.html`, the guest images from
- * `public/guest/`, custom images through Vite's `/@fs/` paths). One page per worker.
+ * `--browser`: the same groups run in pages of one headless Debian Chromium (playwright-core), one page per
+ * worker, served on 127.0.0.1. A checkout serves the TypeScript harness page (`src/harness/browser/index.html`)
+ * through a Vite dev server, so no build step is needed; the installed package serves the page prebuilt by
+ * `prepack` (dist/lib/harness.html, `vite build -c vite.lib.config.ts --mode harness`) and the guest
+ * images from its own small static server, with no Vite or tsx at run time. A user's kernel, initrd or
+ * image directory is served by path.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "../node/chromium.js";
-import type { Executor } from "./runner.js";
+import { serveStatic } from "../node/static-server.js";
+import { HarnessInputError, type Executor } from "./runner.js";
 import type { CaseResult, HarnessEvent, TestGroup } from "./types.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+/** The prebuilt page (names: HARNESS_PAGE in vite.lib.config.ts). */
+const BUILT_PAGE = "dist/lib/harness.html";
 
-/** Local image paths become URLs the dev server answers. */
-function toUrl(p: string | undefined): string | undefined {
-  if (!p) return undefined;
-  if (/^https?:\/\//.test(p)) return p;
-  return `/@fs${resolve(p)}`;
+interface PageServer {
+  /** The harness page's URL. */
+  page: string;
+  /** A URL the page can fetch for a local file or directory (http(s) URLs pass through). */
+  url(path: string): string;
+  close(): Promise<void>;
 }
 
-export async function browserExecutor(opts: { workers: number; kernel?: string; initrd?: string }): Promise<Executor> {
-  if (!existsSync(resolve(ROOT, "src/harness/browser/index.html"))) {
-    throw new Error(`--browser serves the harness page from a checkout of the repository (${ROOT} has no src/): run it from a clone (npm ci && npm run harness -- --browser), or drop --browser to run in Node`);
-  }
+/** The checkout's page, compiled on the fly by Vite (which serves local files under /@fs/). */
+async function viteServer(): Promise<PageServer> {
   const { createServer } = await import("vite");
   const server = await createServer({
     configFile: false,
@@ -36,7 +41,35 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
   const addr = server.httpServer?.address();
   if (!addr || typeof addr === "string") throw new Error("vite dev server has no port");
   const base = `http://127.0.0.1:${addr.port}/`;
-  const browser = await launchChromium();
+  const url = (p: string) => `/@fs${resolve(p)}${statSync(p, { throwIfNoEntry: false })?.isDirectory() ? "/" : ""}`;
+  return { page: `${base}src/harness/browser/index.html`, url, close: () => server.close() };
+}
+
+/** The installed package's prebuilt page, from the package root (its module finds ../../public/guest/). */
+async function packageServer(): Promise<PageServer> {
+  if (!existsSync(resolve(ROOT, BUILT_PAGE))) {
+    throw new HarnessInputError(`--browser needs the prebuilt harness page ${resolve(ROOT, BUILT_PAGE)}, which is missing: in a checkout of v86-balloon run \`npm run build:lib\` (npm pack runs it), or drop --browser to run in Node`);
+  }
+  const server = await serveStatic(ROOT);
+  return { page: `${server.url}${BUILT_PAGE}`, url: (p) => server.file(p), close: () => server.close() };
+}
+
+export async function browserExecutor(opts: { workers: number; kernel?: string; initrd?: string }): Promise<Executor> {
+  const server = FROM_SOURCE ? await viteServer() : await packageServer();
+  /** Local image paths become URLs the server answers. */
+  const toUrl = (p: string | undefined) => (!p ? undefined : /^https?:\/\//.test(p) ? p : server.url(p));
+  const { launchChromium, CHROMIUM } = await import("../node/chromium.js").catch((e: Error) => {
+    void server.close();
+    throw new HarnessInputError(`--browser drives Debian's Chromium through the playwright-core package, which did not load (${e.message}): install it with \`npm install playwright-core\``);
+  });
+  if (!existsSync(CHROMIUM)) {
+    await server.close();
+    throw new HarnessInputError(`--browser runs Debian's Chromium, and ${CHROMIUM} is missing: install it with \`sudo apt-get install chromium\`, or drop --browser to run in Node`);
+  }
+  const browser = await launchChromium().catch((e: Error) => {
+    void server.close();
+    throw e;
+  });
   const { context } = browser;
   const consoleTail: string[] = [];
 
@@ -49,7 +82,7 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
     page.on("pageerror", (e) => consoleTail.push(`[pageerror] ${e.message}`));
     await page.exposeFunction("__harnessEvent", (e: HarnessEvent) => emit(e));
     // A cold Vite dev server on a loaded machine can take well over playwright's default 30 s.
-    await page.goto(base + "src/harness/browser/index.html", { timeout: 180_000 });
+    await page.goto(server.page, { timeout: 180_000 });
     try {
       await page.waitForFunction(() => (window as unknown as { __harness?: { ready: boolean } }).__harness?.ready === true, null, { timeout: 120_000 });
     } catch (e) {
@@ -63,7 +96,7 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
       const lanes = Math.max(1, Math.min(opts.workers, groups.length));
       const queue: TestGroup[] = groups.map((g) => ({
         ...g,
-        boot: { ...g.boot, kernel: toUrl(opts.kernel ?? g.boot.kernel), initrd: toUrl(opts.initrd ?? g.boot.initrd) },
+        boot: { ...g.boot, kernel: toUrl(opts.kernel ?? g.boot.kernel), initrd: toUrl(opts.initrd ?? g.boot.initrd), imageDir: toUrl(g.boot.imageDir) },
       }));
       const all = await Promise.all(
         Array.from({ length: lanes }, async () => {

@@ -9,7 +9,8 @@
  *                     (MemAvailable is what the guest can give up without swapping; Linux already keeps
  *                     its own min_free_kbytes watermarks out of it), margin = max(16 MiB, RAM / 16);
  *                     before any such sample: the balloon leaves max(48 MiB, RAM / 4) to the guest.
- *   a number          bytes the balloon always leaves to the guest (0 = no floor).
+ *   a number          bytes the balloon always leaves to the guest (0 = no floor); as text (URL parameter,
+ *                     attribute) a size in MiB: "64", "64M", "64MiB".
  *   "off"             no floor (targets are clamped to RAM only): for tests that starve the guest on purpose.
  */
 import { PAGE_SIZE } from "../balloon/context.js";
@@ -39,14 +40,25 @@ export interface StatsAtActual {
 
 const mib = (pages: number) => `${Math.round((pages * PAGE_SIZE) / 1048576)} MiB`;
 
-/** Parses a floor option given as text (URL parameter, attribute): "auto", "off", "64M", "64MiB", bytes. */
+/**
+ * Parses a floor option given as text (URL parameter, attribute): "auto", "off", or a size in MiB ("64",
+ * "64M", "64MiB"; like the `memory` option, a bare number is MiB: a floor of a few bytes is never meant).
+ */
 export function parseFloor(text: string): FloorOption {
   const t = text.trim().toLowerCase();
   if (t === "auto" || t === "") return "auto";
   if (t === "off" || t === "none") return "off";
   const m = /^(\d+)\s*(m|mib|mb)?$/.exec(t);
-  if (!m) throw new Error(`floor "${text}" is not "auto", "off" or a size in MiB (e.g. "64M")`);
-  return m[2] ? Number(m[1]) * 1048576 : Number(m[1]);
+  if (!m) throw new Error(`floor "${text}" is not "auto", "off" or a size in MiB (e.g. "64" or "64M")`);
+  return Number(m[1]) * 1048576;
+}
+
+/** A floor given as text (parseFloor) or as a value, checked; throws with what is allowed. */
+export function checkFloor(floor: FloorOption | string): FloorOption {
+  if (floor === "auto" || floor === "off") return floor;
+  if (typeof floor === "string") return parseFloor(floor);
+  if (!Number.isFinite(floor) || floor < 0) throw new Error(`floor must be "auto", "off" or a byte count >= 0 (got ${floor})`);
+  return floor;
 }
 
 export function targetLimit(floor: FloorOption, ramPages: number, latest: StatsAtActual | null): TargetLimit {
@@ -56,7 +68,7 @@ export function targetLimit(floor: FloorOption, ramPages: number, latest: StatsA
   };
   if (floor === "off") return limit(ramPages, "off", "no floor: the balloon may take all of guest RAM");
   if (typeof floor === "number") {
-    if (!Number.isFinite(floor) || floor < 0) throw new Error(`floor must be "auto", "off" or a byte count >= 0 (got ${floor})`);
+    checkFloor(floor);
     const reserve = Math.ceil(floor / PAGE_SIZE);
     return limit(ramPages - reserve, "fixed", `the balloon leaves at least ${mib(reserve)} to the guest (floor option)`);
   }

@@ -22,10 +22,11 @@ export async function startNodeBalloonVM(opts: NodeBalloonVMOptions = {}): Promi
   let attached: AttachedBalloon | undefined;
   const vm = await startVM(loadGuestImages({ dir: opts.imageDir, kernel: opts.kernel, initrd: opts.initrd }), v86WasmPath(), {
     ...opts,
-    onReady: async (emulator) => {
+    onReady: async (emulator, vm) => {
       attached = await attachBalloon(emulator, opts.balloon);
+      vm.onDestroy(() => attached!.device.dispose());
       opts.onAttached?.(attached);
-      await opts.onReady?.(emulator);
+      await opts.onReady?.(emulator, vm);
     },
   });
   return { vm, ...attached! };

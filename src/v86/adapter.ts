@@ -193,3 +193,13 @@ export function readStateSlot(file: ArrayBuffer): { slot: unknown[] | null } | "
   });
   return { slot };
 }
+
+/**
+ * Makes a stopping emulator stop now. v86's `stop()` (and so `destroy()`) resolves at the emulator's next
+ * tick, which an idle guest may have scheduled seconds ahead (its next timer): until then the emulator,
+ * its guest RAM included, stays reachable. A tick at once sees the stop request and ends the loop.
+ */
+export function stopPromptly(emulator: V86): void {
+  const main = (emulator as unknown as { v86?: { stopping?: boolean; next_tick?(t: number): void } }).v86;
+  if (main?.stopping && typeof main.next_tick === "function") main.next_tick(0);
+}

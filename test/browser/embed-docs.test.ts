@@ -13,6 +13,7 @@ import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeSnapshot } from "../../src/node/snapshot.js";
 import { waitElementReady } from "./embed-page.js";
+import { embedCycles, rendererMemory, type CycleLevels } from "../../devkit/embed-memory.js";
 import { chromiumMissing, launchChromium, pageErrors, ROOT, serveStatic, type Browser, type StaticServer } from "../../devkit/browser.js";
 
 const missing = chromiumMissing();
@@ -110,6 +111,48 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     expect(pageErrors(p).filter((e) => !e.includes("no-such.state"))).toEqual([]);
   });
 
+  it("floor: a target beyond it is held there; a bad floor (or feature) is shown in the element, which reports it", async () => {
+    const p = await open(
+      "floor.html",
+      page(
+        `<v86-balloon-vm id="f" state="guest.state" floor="100" autostart></v86-balloon-vm>
+<v86-balloon-vm id="badfloor" state="guest.state" floor="lots" autostart></v86-balloon-vm>
+<v86-balloon-vm id="badfeat" features="stats,bogus" autostart></v86-balloon-vm>`,
+        // Before the module defines the element: hears every v86-error from the start.
+        `<script>window.errs = []; document.addEventListener("v86-error", (e) => errs.push(e.target.id + ": " + e.detail.message), true);</script>`,
+      ),
+    );
+    expect(await errorText(p, "badfloor")).toMatch(/option of this VM is not valid.*floor "lots" is not "auto", "off" or a size in MiB/s);
+    expect(await errorText(p, "badfeat")).toMatch(/option of this VM is not valid.*bogus/s);
+    expect(await p.evaluate(() => (window as unknown as { errs: string[] }).errs.sort())).toEqual([expect.stringMatching(/^badfeat: .*bogus/), expect.stringMatching(/^badfloor: floor "lots"/)]);
+    await waitElementReady(p, "f");
+    type Host = { floor: unknown; limit(): { source: string; maxPages: number }; setTarget(p: number): number; target: number; actual: number; lastClamp: { requested: number } | null };
+    const r = await p.evaluate(async () => {
+      const el = document.getElementById("f") as HTMLElement & { balloon: Host; vm: { run(c: string): Promise<string> } };
+      const b = el.balloon;
+      // Precondition: the attribute reached the host as a fixed 100 MiB floor (128 MiB guest: 28 MiB may go).
+      const before = { floor: b.floor, source: b.limit().source, maxPages: b.limit().maxPages };
+      b.setTarget(32768); // all of the guest's RAM
+      const held = { target: b.target, requested: b.lastClamp?.requested };
+      const end = Date.now() + 60_000;
+      while (b.actual < b.target && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      return { before, held, actual: b.actual, alive: await el.vm.run("echo alive") };
+    });
+    expect(r.before).toEqual({ floor: 100 * 1048576, source: "fixed", maxPages: 7168 });
+    expect(r.held).toEqual({ target: 7168, requested: 32768 });
+    expect(r.actual).toBe(7168);
+    expect(r.alive).toContain("alive");
+    // The element's own balloon input: asked for all 128 MiB, it shows the 28 MiB the floor allows.
+    const shown = await p.evaluate(() => {
+      const input = document.getElementById("f")!.shadowRoot!.querySelector("input")!;
+      input.value = "128";
+      input.dispatchEvent(new Event("change"));
+      return input.value;
+    });
+    expect(shown).toBe("28");
+    await p.waitForFunction(() => document.getElementById("f")!.shadowRoot!.querySelector(".v86b-status")!.textContent!.includes("held by the floor"), null, { timeout: 10_000 });
+  });
+
   it("three elements fetch each file once, and commands leave no terminal replies in the shell", async () => {
     const els = [1, 2, 3].map((i) => `<v86-balloon-vm id="v${i}" style="height:150px" state="guest.state" autostart compact commands="sleep 1; echo hi-$((${i} + 1))"></v86-balloon-vm>`);
     const p = await open("three.html", page(els.join("\n")));
@@ -172,42 +215,36 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
     expect(light.bg).toBe("rgb(251, 251, 253)");
   });
 
-  it("removing the element stops its VM and frees it: 5 add/remove cycles, no growth, no errors", async () => {
+  /** Runs add/remove cycles; asserts that each live guest shows in the renderer's memory and its removal frees it; returns the levels. */
+  async function cyclesFreeing(p: Page, cycles: number, attrs: Record<string, string>): Promise<{ levels: CycleLevels; report: string }> {
+    const before = rendererMemory();
+    expect(before.pids.length, "no Chromium renderer process found under this test").toBeGreaterThan(0);
+    // Each guest writes WROTE MiB, so a VM whose memory outlived its element would show in the renderer.
+    const levels = await embedCycles(browser.context, p, { cycles, attrs, command: `dd if=/dev/zero of=/tmp/fill bs=1M count=${WROTE} 2>/dev/null; echo wrote` });
+    const fmt = (l: number[]) => l.map((x) => x.toFixed(0)).join(", ");
+    const report = `renderer PSS (MiB) before ${before.pssMiB.toFixed(0)}; live ${fmt(levels.livePssMiB)}; after removal ${fmt(levels.pssMiB)}; JS heap ${fmt(levels.jsHeapMiB)}`;
+    for (let i = 0; i < cycles; i++) {
+      // Precondition: the measure sees a live guest's RAM (else it could not see one leak).
+      expect(levels.livePssMiB[i] - (i ? levels.pssMiB[i - 1] : before.pssMiB), `cycle ${i + 1}: a live VM adds its RAM. ${report}`).toBeGreaterThan(WROTE);
+      // Effect: its removal gives that memory back.
+      expect(levels.livePssMiB[i] - levels.pssMiB[i], `cycle ${i + 1}: removal frees the VM. ${report}`).toBeGreaterThan(WROTE);
+    }
+    return { levels, report };
+  }
+  const WROTE = 64;
+
+  it("removing the element stops its VM and frees its memory: 5 add/remove cycles grow the tab by less than one guest", async () => {
     const p = await open("cycles.html", page(`<div id="slot"></div>`));
-    const cdp = await browser.context.newCDPSession(p);
-    await cdp.send("Performance.enable");
-    const heap = async () => {
-      await cdp.send("HeapProfiler.collectGarbage");
-      const { metrics } = await cdp.send("Performance.getMetrics");
-      return metrics.find((m) => m.name === "JSHeapUsedSize")!.value / 1048576;
-    };
-    await p.evaluate(() => ((window as unknown as { refs: WeakRef<object>[] }).refs = []));
-    const levels: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await p.evaluate(() => {
-        const el = document.createElement("v86-balloon-vm");
-        el.id = "c";
-        el.setAttribute("state", "guest.state");
-        el.setAttribute("autostart", "");
-        document.getElementById("slot")!.append(el);
-      });
-      await waitElementReady(p, "c");
-      await p.evaluate(() => {
-        const el = document.getElementById("c") as VMEl;
-        (window as unknown as { refs: WeakRef<object>[] }).refs.push(new WeakRef(el.vm!.emulator));
-        el.remove();
-      });
-      levels.push(await heap());
-    }
-    // The last removal's teardown is asynchronous: collect until it is done (or 10 s).
-    let alive = -1;
-    for (const end = Date.now() + 10_000; alive !== 0 && Date.now() < end; ) {
-      await heap();
-      alive = await p.evaluate(() => (window as unknown as { refs: WeakRef<object>[] }).refs.filter((r) => r.deref()).length);
-    }
-    expect(alive, "emulators still reachable after removal").toBe(0);
-    expect(levels[4] - levels[0], `JS heap after each cycle (MiB): ${levels.map((l) => l.toFixed(1)).join(", ")}`).toBeLessThanOrEqual(20);
+    const { levels, report } = await cyclesFreeing(p, 5, { state: "guest.state" });
+    expect(levels.pssMiB[4] - levels.pssMiB[0], `growth over 5 cycles, less than one guest's written RAM. ${report}`).toBeLessThan(WROTE);
+    expect(levels.jsHeapMiB[4] - levels.jsHeapMiB[0], report).toBeLessThanOrEqual(20);
     expect(pageErrors(p)).toEqual([]);
-    await cdp.detach();
+  });
+
+  it("a booted element (balloon stats polling) is freed on removal too", async () => {
+    // The stats queue's polling timer once kept every removed booted VM, with its RAM, alive.
+    const p = await open("boot-cycles.html", page(`<div id="slot"></div>`));
+    await cyclesFreeing(p, 2, { memory: "128", features: "stats,reporting" });
+    expect(pageErrors(p)).toEqual([]);
   });
 });
