@@ -65,9 +65,12 @@ export function checkWebAssembly(): void {
   }
 }
 
+/** The page polls the guest's memory stats every second (charts, the "auto" floor). */
+const STATS_INTERVAL_SECONDS = 1;
+
 /** BalloonOptions for the device: each feature offered or not (by spec name), stats every second. */
 function balloonOptions(features: readonly FeatureName[] | undefined, floor: FloorOption | undefined): AttachOptions {
-  const opts: AttachOptions = { statsIntervalSeconds: 1, floor };
+  const opts: AttachOptions = { statsIntervalSeconds: STATS_INTERVAL_SECONDS, floor };
   if (features) opts.features = featureOffer(features);
   return opts;
 }
@@ -152,5 +155,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
     signal: opts.signal,
     ...(restored ? { initialState: restored.v86State } : {}),
   }).catch(classify);
+  // A state carries the polling interval of the VM that saved it (the snapshot CLI's is 0): this page's applies.
+  if (restored) balloon.setStatsInterval(STATS_INTERVAL_SECONDS);
   return { vm, balloon, memoryMiB };
 }

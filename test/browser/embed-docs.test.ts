@@ -26,7 +26,7 @@ const page = (body: string, head = "") =>
 type VMEl = HTMLElement & {
   text(): string;
   vm: { run(cmd: string): Promise<string>; emulator: object } | null;
-  balloon: { setTarget(p: number): void; actual: number } | null;
+  balloon: { setTarget(p: number): void; actual: number; statsInterval: number; counters(): { statsSamples: number } } | null;
   handle: { paused: boolean } | null;
 };
 
@@ -88,6 +88,16 @@ describe.skipIf(missing !== null)("<v86-balloon-vm> on a docs page", () => {
       return b.actual;
     });
     expect(actual).toBe(4096);
+    // The state was saved without stats polling; the page's own interval applies, and samples arrive.
+    const stats = await p.evaluate(async () => {
+      const b = (document.getElementById("s") as VMEl).balloon!;
+      const first = b.counters().statsSamples;
+      const end = Date.now() + 30_000;
+      while (b.counters().statsSamples < first + 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      return { interval: b.statsInterval, samples: b.counters().statsSamples - first };
+    });
+    expect(stats.interval).toBe(1);
+    expect(stats.samples).toBeGreaterThanOrEqual(2);
     const urls = await requested(p);
     expect(urls.filter((u) => /bzImage|initramfs/.test(u))).toEqual([]);
     expect(pageErrors(p)).toEqual([]);
