@@ -134,7 +134,7 @@ log "kernel $KREL built in ${KBUILD_SECS}s"
 if [ "$VARIANT" = modular ]; then
   "${KMAKE[@]}" modules >> "$BUILD/kernel-build.log" 2>&1 || { tail -40 "$BUILD/kernel-build.log"; die "modules build failed"; }
   rm -rf "$OUT" && mkdir -p "$OUT/modules"
-  cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage"
+  cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage.bin"
   cp "$KDIR/.config" "$OUT/config"
   (cd "$KDIR" && find . -name '*.ko' | sort) | while read -r ko; do
     strip --strip-debug -o "$OUT/modules/$(basename "$ko")" "$KDIR/$ko"
@@ -218,7 +218,7 @@ LIST=$BUILD/initramfs.list
 "$GEN" -t "$SOURCE_DATE_EPOCH" "$LIST" > "$BUILD/initramfs.cpio"
 
 # ---------------------------------------------------------------- outputs
-cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage"
+cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage.bin"
 cp "$BUILD/initramfs.cpio" "$OUT/initramfs.cpio"
 cp /usr/share/seabios/bios.bin "$OUT/bios.bin"
 cp /usr/share/seabios/vgabios-stdvga.bin "$OUT/vgabios.bin"
@@ -238,7 +238,7 @@ import { basename } from "node:path";
 const E = process.env;
 const sha = (p) => createHash("sha256").update(readFileSync(p)).digest("hex");
 const outputs = {};
-for (const f of ["bzImage", "initramfs.cpio", "bios.bin", "vgabios.bin"]) {
+for (const f of ["bzImage.bin", "initramfs.cpio", "bios.bin", "vgabios.bin"]) {
   const p = `${E.M_OUT}/${f}`;
   outputs[f] = { sha256: sha(p), size: readFileSync(p).length };
 }
@@ -273,4 +273,4 @@ writeFileSync(`${E.M_OUT}/manifest.json`, JSON.stringify(manifest, null, 2) + "\
 EOF
 
 log "done in ${BUILD_SECS}s:"
-(cd "$OUT" && ls -l bzImage initramfs.cpio bios.bin vgabios.bin manifest.json && sha256sum bzImage initramfs.cpio) >&2
+(cd "$OUT" && ls -l bzImage.bin initramfs.cpio bios.bin vgabios.bin manifest.json && sha256sum bzImage.bin initramfs.cpio) >&2

@@ -37,7 +37,7 @@ else
 fi
 
 exec "${QEMU:-qemu-system-i386}" -accel tcg -cpu pentium3 -m "$MEM" -no-reboot \
-  -kernel "$DIR/bzImage" -initrd "$DIR/initramfs.cpio" -append "$CMDLINE $EXTRA" \
+  -kernel "$DIR/bzImage.bin" -initrd "$DIR/initramfs.cpio" -append "$CMDLINE $EXTRA" \
   "${mon[@]}" \
   -device "virtio-balloon-pci,disable-legacy=on,deflate-on-oom=$DOOM,free-page-reporting=$FPR" \
   "$@"

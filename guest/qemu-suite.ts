@@ -124,7 +124,7 @@ const qemuLauncher: Launcher = async (boot: BootConfig, onSerial) => {
   const append = boot.cmdline ?? `${manifestCmdline()} ${boot.cmdlineExtra ?? ""}`;
   const child: ChildProcess = spawn(QEMU, [
     "-accel", "tcg", "-cpu", "pentium3", "-m", String(boot.memoryMiB), "-no-reboot",
-    "-kernel", join(DIR, "bzImage"), "-initrd", join(DIR, "initramfs.cpio"), "-append", append.trim(),
+    "-kernel", join(DIR, "bzImage.bin"), "-initrd", join(DIR, "initramfs.cpio"), "-append", append.trim(),
     "-display", "none", "-serial", "stdio", "-monitor", `unix:${sockPath},server=on,wait=off`,
     "-device", `virtio-balloon-pci,disable-legacy=on,deflate-on-oom=${doom},free-page-reporting=${fpr}`,
   ], { stdio: ["pipe", "pipe", "inherit"] });

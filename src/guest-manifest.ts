@@ -10,7 +10,8 @@ export interface GuestManifest {
 export const IMAGE_FILES = {
   bios: "bios.bin",
   vgaBios: "vgabios.bin",
-  kernel: "bzImage",
+  // An extension: Vite's dev server takes an extensionless URL for a JS module and answers HTTP 500.
+  kernel: "bzImage.bin",
   initrd: "initramfs.cpio",
 } as const;
 

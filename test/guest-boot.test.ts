@@ -44,8 +44,8 @@ describe("bad images", () => {
 
   it("names a corrupt image and the rebuild command", () => {
     const dir = copyGuest();
-    writeFileSync(dir + "bzImage", "not a kernel");
-    expect(() => loadGuestImages({ dir })).toThrow(/bzImage is corrupt .*npm run build:guest/);
+    writeFileSync(dir + "bzImage.bin", "not a kernel");
+    expect(() => loadGuestImages({ dir })).toThrow(/bzImage\.bin is corrupt .*npm run build:guest/);
   });
 
   it("times out with the last serial lines instead of hanging", async () => {

@@ -9,7 +9,7 @@ import { runTests, type RunResult } from "../src/harness/runner.js";
 import { expandTestArgs } from "../src/harness/files.js";
 import { GUEST_DIR } from "../src/node/vm-node.js";
 
-const haveGuest = existsSync(GUEST_DIR + "bzImage");
+const haveGuest = existsSync(GUEST_DIR + "bzImage.bin");
 const scripts = expandTestArgs([]);
 
 describe.skipIf(!haveGuest)("guest suite (Node, real Linux guest)", () => {

@@ -21,7 +21,7 @@ const FIX = fileURLToPath(new URL("./fixtures/modular-kernel/", import.meta.url)
 const KERNEL = FIX + "bzImage";
 const MODULES = FIX + "modules";
 const haveFixture = existsSync(KERNEL);
-const haveGuest = existsSync(GUEST_DIR + "bzImage");
+const haveGuest = existsSync(GUEST_DIR + "bzImage.bin");
 // Linux kicks the stats queue before DRIVER_OK (see test/guest-suite.test.ts).
 const ALLOW = ["notify-before-driver-ok"];
 

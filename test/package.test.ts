@@ -1,12 +1,13 @@
 /**
  * The published package, used as a newcomer would: `npm pack` (prepack builds it), install the tarball
- * into a fresh temporary project, then (a) a Vite app importing "v86-balloon" boots in Chromium, (b) a
+ * into a fresh temporary project, then (a) a Vite app importing "v86-balloon" boots in Chromium, built
+ * and under Vite's dev server, (b) a
  * plain page with one script tag to the installed module boots, (c) plain Node (no tsx) imports
  * "v86-balloon/node" and inflates 16 MiB, (d) `npx v86-balloon test` runs a guest test from the
  * installed package, in Node and with `--browser` in Chromium (a user's kernel by path), (e) the types resolve under moduleResolution bundler and node16, and a missing
  * image is reported with its URL.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,7 +64,7 @@ describe("the npm package, installed from its tarball", () => {
   it("ships the compiled entry points, the guest images and both wasm files, and no TypeScript sources", () => {
     const root = join(app, "node_modules/v86-balloon");
     const files = run("find", [".", "-type", "f"], root).split("\n");
-    for (const f of ["./dist/lib/v86-balloon.js", "./dist/lib/v86.wasm", "./lib/node/index.js", "./lib/harness/cli.js", "./build/hotpath.wasm", "./public/guest/bzImage", "./public/guest/initramfs.cpio", "./public/guest/bios.bin", "./guest/initramfs/tests/lib.sh"]) {
+    for (const f of ["./dist/lib/v86-balloon.js", "./dist/lib/v86.wasm", "./lib/node/index.js", "./lib/harness/cli.js", "./build/hotpath.wasm", "./public/guest/bzImage.bin", "./public/guest/initramfs.cpio", "./public/guest/bios.bin", "./guest/initramfs/tests/lib.sh"]) {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
@@ -112,7 +113,7 @@ await vm.destroy();
     } finally {
       renameSync(`${pw}.away`, pw);
     }
-    const kernel = join(app, "node_modules/v86-balloon/public/guest/bzImage");
+    const kernel = join(app, "node_modules/v86-balloon/public/guest/bzImage.bin");
     const out = run("npx", ["v86-balloon", "test", "--browser", "--kernel", kernel, "--filter", "balloon-present"], app);
     expect(out).toMatch(/chromium: 1 passed, 0 failed/);
   });
@@ -134,17 +135,25 @@ export type H = BalloonHost;
     run("node", [tsc, "--module", "node16", "--moduleResolution", "node16", ...common], app);
   });
 
+  let viteReady = false;
+  /** The Vite app of (a): a page that mounts a VM, and Vite itself. */
+  function viteApp(): void {
+    if (viteReady) return;
+    writeFileSync(join(app, "index.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite app</title>
+<div id="box" style="height:300px"></div><script type="module" src="./main.js"></script>`);
+    writeFileSync(join(app, "main.js"), `import { mount } from "v86-balloon";
+window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, commands: "echo vite-$((40 + 2))" });`);
+    run("npm", ["install", "--prefer-offline", `vite@${pkg.devDependencies.vite}`], app);
+    viteReady = true;
+  }
+
   describe.skipIf(missing !== null)("in Chromium", () => {
     beforeAll(async () => {
       browser = await launchChromium({ viewport: { width: 1000, height: 800 } });
     });
 
     it("(a) a Vite app that imports v86-balloon builds and boots to a prompt", async () => {
-      writeFileSync(join(app, "index.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite app</title>
-<div id="box" style="height:300px"></div><script type="module" src="./main.js"></script>`);
-      writeFileSync(join(app, "main.js"), `import { mount } from "v86-balloon";
-window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, commands: "echo vite-$((40 + 2))" });`);
-      run("npm", ["install", "--prefer-offline", `vite@${pkg.devDependencies.vite}`], app);
+      viteApp();
       run("npx", ["vite", "build", "--logLevel", "error"], app);
       const server = await serveStatic(join(app, "dist"));
       try {
@@ -157,6 +166,46 @@ window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, c
         await server.close();
       }
     });
+
+    it("(a) the same app under Vite's dev server (what VitePress runs for a docs author) boots to a prompt", async () => {
+      viteApp();
+      const dev = spawn("npx", ["vite", "--port", "0", "--strictPort", "false", "--host", "127.0.0.1"], { cwd: app, stdio: ["ignore", "pipe", "pipe"] });
+      try {
+        let out = "";
+        const url = await new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`vite dev server did not start:\n${out}`)), 120_000);
+          const onData = (d: Buffer) => {
+            out += d.toString();
+            const m = /Local:\s+(http:\/\/\S+)/.exec(out.replace(/\x1b\[[0-9;]*m/g, ""));
+            if (m) {
+              clearTimeout(timer);
+              resolve(m[1]!);
+            }
+          };
+          dev.stdout.on("data", onData);
+          dev.stderr.on("data", onData);
+        });
+        const page = browser!.page;
+        const failed: string[] = [];
+        const onResponse = (r: { status(): number; url(): string }) => {
+          if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
+        };
+        page.on("response", onResponse);
+        await page.goto(url);
+        try {
+          await waitText(page, null, /vite-42/);
+        } catch (e) {
+          throw new Error(`${(e as Error).message}\nfailed responses:\n${failed.join("\n")}`);
+        } finally {
+          page.off("response", onResponse);
+        }
+        expect(failed).toEqual([]);
+        expect(pageErrors(page)).toEqual([]);
+      } finally {
+        await browser!.page.goto("about:blank");
+        dev.kill("SIGTERM");
+      }
+    }, 300_000);
 
     it("(b) a plain page with one script tag to the installed module boots; a missing image names its URL", async () => {
       writeFileSync(join(app, "plain.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>plain</title>

@@ -7,7 +7,7 @@ import type { GuestImages } from "../vm.js";
 import { bundledAssets } from "./assets.js";
 
 export interface ImageUrls {
-  /** Directory holding manifest.json, bios.bin, vgabios.bin, bzImage, initramfs.cpio. */
+  /** Directory holding manifest.json, bios.bin, vgabios.bin, bzImage.bin, initramfs.cpio. */
   base?: string;
   /** Single files (a docs site hosting its own kernel/initramfs); each overrides `base`. */
   manifest?: string;

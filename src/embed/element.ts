@@ -15,7 +15,7 @@
  *   compact        terminal only (no status bar)
  *   theme          light, dark or auto (default: the reader's prefers-color-scheme)
  *   commands       typed into the shell once it is up; newlines separate lines
- *   images         directory with manifest.json, bios.bin, vgabios.bin, bzImage, initramfs.cpio
+ *   images         directory with manifest.json, bios.bin, vgabios.bin, bzImage.bin, initramfs.cpio
  *   kernel, initrd URLs of single images (override those in `images`)
  *   cmdline-extra  appended to the kernel command line
  *   font-size      terminal font size in px

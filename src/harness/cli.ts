@@ -21,7 +21,7 @@ No files: the project's suite (guest/initramfs/tests/*.sh).
   --modules DIR|F.deb      kernel modules to append to the initramfs and load (in .modinfo depends= order)
   --kernel-config F        the kernel's .config for the pre-flight check (default: IKCONFIG in the image,
                            the config-* of a --modules .deb)
-  --image-dir D            directory with bios.bin, vgabios.bin, bzImage, initramfs.cpio, manifest.json
+  --image-dir D            directory with bios.bin, vgabios.bin, bzImage.bin, initramfs.cpio, manifest.json
   --cmdline S              replace the kernel command line   (--append S: append to it)
   --memory MIB             guest RAM (default 128; a test's "# memory:" wins)
   --features a,b,...       feature offer: exact list, "default", "none", or edits "+reporting,-hinting"

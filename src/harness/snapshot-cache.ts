@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wri
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { IMAGE_FILES } from "../guest-manifest.js";
 import { bootKey, type CachedBoot, type SnapshotCache } from "./session.js";
 import type { TestGroup } from "./types.js";
 
@@ -79,9 +80,9 @@ export function groupCacheKey(g: TestGroup, ctx: { imageDir: string; lib: string
     v86: versionOf("v86"),
     self: fileHash(new URL("../../package.json", import.meta.url).pathname),
     boot: bootKey(g.boot),
-    kernel: fileHash(g.boot.kernel ?? join(dir, "bzImage")),
-    initrd: fileHash(g.boot.initrd ?? join(dir, "initramfs.cpio")),
-    bios: fileHash(join(dir, "bios.bin")) + fileHash(join(dir, "vgabios.bin")),
+    kernel: fileHash(g.boot.kernel ?? join(dir, IMAGE_FILES.kernel)),
+    initrd: fileHash(g.boot.initrd ?? join(dir, IMAGE_FILES.initrd)),
+    bios: fileHash(join(dir, IMAGE_FILES.bios)) + fileHash(join(dir, IMAGE_FILES.vgaBios)),
     lib: createHash("sha256").update(ctx.lib).digest("hex"),
     driverCheck: ctx.driverCheck,
   };

@@ -169,7 +169,7 @@ describe.skipIf(missing !== null)("demo page in Chromium", () => {
   it("shows the error panel when a guest file cannot be loaded", async () => {
     const p = await site.browser.context.newPage();
     try {
-      await p.route("**/guest/bzImage", (route) => route.fulfill({ status: 404, body: "gone" }));
+      await p.route("**/guest/bzImage.bin", (route) => route.fulfill({ status: 404, body: "gone" }));
       await p.goto(`${site.server.url}index.html?autoboot&memory=96`);
       await p.locator("#error").waitFor({ state: "visible", timeout: 30_000 });
       expect(await p.locator("#error-title").innerText()).toMatch(/guest file could not be loaded/);
