@@ -18,6 +18,17 @@ export interface FaultState {
   acts: Partial<Record<FaultName, number>>;
 }
 
+/**
+ * The faults that change what the device writes (inflate.ts, reporting.ts) announce each act the same
+ * way, so a test can assert that the fault acted before it asserts what the driver did about it.
+ */
+export function announceInitFault(
+  ctx: { clock: BalloonClock; events: TypedEmitter<BalloonEvents> },
+  fault: FaultName, action: string, queue: number, detail: Record<string, unknown>,
+): void {
+  ctx.events.emit("fault", { time: ctx.clock.now(), fault, action, queue, detail });
+}
+
 /** num_pages under hugeNumPages until the host sets a target: the largest value the field holds. */
 export const HUGE_NUM_PAGES = 0xffffffff;
 
