@@ -55,6 +55,8 @@ const BOOTSTRAP = 2000;
 const RESIDENT = process.env.DEVINIT_RESIDENT !== "0";
 /** DEVINIT_SCENARIOS=deflate,inflate runs only those. */
 const ONLY = process.env.DEVINIT_SCENARIOS?.split(",");
+/** DEVINIT_GUEST_DIR: other guest images (a directory laid out like public/guest/), e.g. an older build. */
+const IMAGE_DIR = process.env.DEVINIT_GUEST_DIR;
 const QEMU_ANCHOR = "QEMU (spec patch v3): 256 MiB allocation in a 2 GiB guest 232 -> 51 ms (-78 %)";
 
 /** no_init_feature: booted without init_on_*, feature on — what the feature costs when there is nothing to skip. */
@@ -212,6 +214,7 @@ async function bootBalloonDown(rounds: number): Promise<Group[]> {
       collectGarbage();
       const b = await startNodeBalloonVM({
         memoryMiB: 512,
+        imageDir: IMAGE_DIR,
         cmdlineExtra: cmdlines[v],
         balloon: { features: QUIET, initialTarget: PAGES, floor: "off" },
         onAttached: ({ host, adapter }) => {
@@ -262,6 +265,7 @@ async function runScenario(s: Scenario): Promise<Guest[]> {
       for (const variant of VARIANTS) {
         const b = await startNodeBalloonVM({
           memoryMiB: s.memoryMiB,
+          imageDir: IMAGE_DIR,
           cmdlineExtra: setups[variant].cmdline,
           // The scenarios take the balloon past what the host API's "auto" floor allows by design.
           balloon: { features: setups[variant].features, floor: "off" },
