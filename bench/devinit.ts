@@ -55,6 +55,8 @@ const BOOTSTRAP = 2000;
 const RESIDENT = process.env.DEVINIT_RESIDENT !== "0";
 /** DEVINIT_SCENARIOS=deflate,inflate runs only those. */
 const ONLY = process.env.DEVINIT_SCENARIOS?.split(",");
+/** DEVINIT_GUEST_DIR: other guest images (a directory laid out like public/guest/), e.g. an older build. */
+const IMAGE_DIR = process.env.DEVINIT_GUEST_DIR;
 const QEMU_ANCHOR = "QEMU (spec patch v3): 256 MiB allocation in a 2 GiB guest 232 -> 51 ms (-78 %)";
 
 /** no_init_feature: booted without init_on_*, feature on — what the feature costs when there is nothing to skip. */
@@ -113,7 +115,8 @@ async function counted(b: BalloonVM, step: () => Promise<Timing>): Promise<Sampl
 
 async function setTarget(b: BalloonVM, pages: number): Promise<Timing> {
   const i0 = b.adapter.instructionCounter();
-  b.host.setTarget(pages);
+  const got = b.host.setTarget(pages);
+  if (got !== pages) throw new Error(`the host held the target at ${got} pages, not ${pages}: ${b.host.limit().reason}`);
   const ms = await msUntil(() => b.host.actual === pages);
   return { ms, instructions: instructionsSince(i0, b.adapter.instructionCounter()) };
 }
@@ -211,8 +214,9 @@ async function bootBalloonDown(rounds: number): Promise<Group[]> {
       collectGarbage();
       const b = await startNodeBalloonVM({
         memoryMiB: 512,
+        imageDir: IMAGE_DIR,
         cmdlineExtra: cmdlines[v],
-        balloon: { features: QUIET, initialTarget: PAGES },
+        balloon: { features: QUIET, initialTarget: PAGES, floor: "off" },
         onAttached: ({ host, adapter }) => {
           host.on("inflate", () => {
             if (Number.isNaN(start)) [start, i0] = [performance.now(), adapter.instructionCounter()];
@@ -261,8 +265,10 @@ async function runScenario(s: Scenario): Promise<Guest[]> {
       for (const variant of VARIANTS) {
         const b = await startNodeBalloonVM({
           memoryMiB: s.memoryMiB,
+          imageDir: IMAGE_DIR,
           cmdlineExtra: setups[variant].cmdline,
-          balloon: { features: setups[variant].features },
+          // The scenarios take the balloon past what the host API's "auto" floor allows by design.
+          balloon: { features: setups[variant].features, floor: "off" },
         });
         if (RESIDENT) makeResident(b);
         guests.push({ variant, b, samples: [] });

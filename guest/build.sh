@@ -94,7 +94,9 @@ else
 fi
 
 # ---------------------------------------------------------------- kernel config
-KMAKE=(make -C "$KDIR" ARCH=i386 -j"$JOBS")
+# LOCALVERSION= (set, empty): the release stays "6.12.117" even when $KDIR is a git tree (setlocalversion
+# would append "+"), so the image does not depend on how the source tree was prepared.
+KMAKE=(make -C "$KDIR" ARCH=i386 -j"$JOBS" LOCALVERSION=)
 log "tinyconfig + kernel.config"
 "${KMAKE[@]}" -s tinyconfig
 (cd "$KDIR" && ARCH=i386 scripts/kconfig/merge_config.sh -m -O "$KDIR" .config "$FRAG" > "$BUILD/merge_config.log" 2>&1) \

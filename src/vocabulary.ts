@@ -122,6 +122,7 @@ export const FAULTS = [
   { key: "hugeNumPages", name: "huge-num-pages", aliases: [] },
   { key: "configStorm", name: "config-storm", aliases: [], value: { syntax: "COUNT@MS[+toggle]", bare: "200@10" } },
   { key: "resetMidInflate", name: "reset-mid-inflate", aliases: [] },
+  { key: "offerUnchecked", name: "offer-unchecked", aliases: [] },
 ] as const;
 
 export type FaultKey = (typeof FAULTS)[number]["key"];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { FaultEvent } from "../src/balloon/events.js";
+import { featureBit } from "../src/balloon/features.js";
 import { faultByName, faultObject } from "../src/harness/descriptor.js";
 import { allBytes, bits, le32, makeBalloon, PFN_BASE, RAM_PAGES, type HarnessOptions } from "./balloon-harness.js";
 
@@ -147,6 +148,31 @@ describe("resetMidInflate", () => {
     expect(h.mq("inflate").used()).toHaveLength(1);
     expect(h.transport.resets).toHaveLength(1);
     expect(actions()).toEqual(["resetMidInflate:needs-reset"]);
+  });
+});
+
+describe("offerUnchecked", () => {
+  const features = { PAGE_REPORTING: false, DEVICE_INIT_REPORTED: true };
+  const bit6 = featureBit("DEVICE_INIT_REPORTED");
+  const both = bit6 | featureBit("PAGE_REPORTING");
+
+  it("offers bit 6 without bit 5 (no offer-dependency warning: it is offered) and names it at FEATURES_OK", async () => {
+    const { h } = await faulty({ accept: bits(), features, faults: { offerUnchecked: true } });
+    expect(h.dev.offeredFeatures() & both).toBe(bit6);
+    expect(h.refusal).toBeNull(); // a driver that drops bit 6 is accepted
+    expect(h.dev.counters().diagnosticsByKind).toEqual({});
+    expect(h.dev.counters().faults).toEqual({ offerUnchecked: 1 });
+  });
+
+  it("still refuses FEATURES_OK from a driver that accepts the bit it should have dropped", async () => {
+    const { h } = await faulty({ accept: bits("DEVICE_INIT_REPORTED"), features, faults: { offerUnchecked: true } });
+    expect(h.refusal).toMatch(/init-reported-requires-reporting/);
+  });
+
+  it("without the fault the same options offer neither dependent bit", async () => {
+    const { h } = await faulty({ accept: bits(), features });
+    expect(h.dev.offeredFeatures() & both).toBe(0n);
+    expect(h.dev.counters().faults).toEqual({});
   });
 });
 

@@ -126,9 +126,17 @@ describe("balloon persistence", () => {
   });
 });
 
+/** The device's "fault" events from now on, as "fault:action". */
+function faultActs(h: { dev: { on(e: "fault", f: (e: { fault: string; action: string }) => void): unknown } }): string[] {
+  const acts: string[] = [];
+  h.dev.on("fault", (e) => acts.push(`${e.fault}:${e.action}`));
+  return acts;
+}
+
 describe("balloon fault injection (off by default)", () => {
   it("lieAboutInit, bit 7: bitmap bits set, pages untouched", async () => {
     const h = await makeBalloon({ accept: bits("DEVICE_INIT_ON_INFLATE"), faults: { lieAboutInit: true } });
+    const acts = faultActs(h);
     const c = h.send("inflate", [{ data: le32([PFN_BASE, RAM_PAGES, PFN_BASE + 1]) }, { len: 1, write: true }]);
     expect(h.mq("inflate").used()[0]!.len).toBe(1);
     expect(h.mq("inflate").read(c.buffers[1]!.addr, 1)[0]).toBe(0b101);
@@ -136,27 +144,34 @@ describe("balloon fault injection (off by default)", () => {
     expect(allBytes(h.page(PFN_BASE + 1), 0x5a)).toBe(true);
     expect(h.dev.counters().bytesZeroed).toBe(0);
     expect(h.dev.inflatedPages).toBe(2);
+    expect(acts).toEqual(["lieAboutInit:inflate-claimed-unfilled"]);
   });
 
   it("lieAboutInit, bit 6: used length claims everything, pages untouched", async () => {
     const h = await makeBalloon({ accept: bits("PAGE_REPORTING", "DEVICE_INIT_REPORTED"), faults: { lieAboutInit: true } });
+    const acts = faultActs(h);
     h.send("reporting", [{ addr: PFN_BASE * PAGE, len: 2 * PAGE, write: true }]);
     expect(h.mq("reporting").used()[0]!.len).toBe(2 * PAGE);
     expect(allBytes(h.page(PFN_BASE), 0x5a)).toBe(true);
+    expect(acts).toEqual(["lieAboutInit:report-claimed-unfilled"]);
   });
 
   it("setPaddingBits: the padding bits of the last bitmap byte are set", async () => {
     const h = await makeBalloon({ accept: bits("DEVICE_INIT_ON_INFLATE"), faults: { setPaddingBits: true } });
+    const acts = faultActs(h);
     const pfns = Array.from({ length: 9 }, (_, i) => PFN_BASE + i);
     const c = h.send("inflate", [{ data: le32(pfns) }, { len: 2, write: true }]);
     expect([...h.mq("inflate").read(c.buffers[1]!.addr, 2)]).toEqual([0xff, 0xff]);
     expect(allBytes(h.page(PFN_BASE), 0)).toBe(true);
+    expect(acts).toEqual(["setPaddingBits:bitmap-padding-set"]);
   });
 
   it("shortReportUsedLength: used length one page short of what was initialised", async () => {
     const h = await makeBalloon({ accept: bits("PAGE_REPORTING", "DEVICE_INIT_REPORTED"), faults: { shortReportUsedLength: true } });
+    const acts = faultActs(h);
     h.send("reporting", [{ addr: PFN_BASE * PAGE, len: 3 * PAGE, write: true }]);
     expect(h.mq("reporting").used()[0]!.len).toBe(2 * PAGE);
     expect(allBytes(h.page(PFN_BASE + 2), 0)).toBe(true);
+    expect(acts).toEqual(["shortReportUsedLength:used-length-shortened"]);
   });
 });

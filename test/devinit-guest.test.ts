@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startNodeBalloonVM, type BalloonVM, type NodeBalloonVMOptions } from "../src/node/balloon-vm-node.js";
 import { until, untilStable } from "../src/until.js";
 import { readDevinitDebugfs } from "../devkit/devinit-debugfs.js";
+import type { AttachedBalloon } from "../src/host/attach.js";
+import type { FaultName } from "../src/balloon/fault-modes.js";
 
 // init_on_alloc only: freed pages keep stale data, so a device that does not fill what it claims
 // leaves non-zero pages the driver's verify mode (devinit_verify=1) can see.
@@ -20,6 +22,31 @@ async function settle(b: BalloonVM, pages: number): Promise<void> {
 }
 
 const debugfs = (b: BalloonVM) => readDevinitDebugfs(b.vm);
+
+const BIT6 = "DEVICE_INIT_REPORTED";
+const BIT7 = "DEVICE_INIT_ON_INFLATE";
+
+/** Precondition: these features were (not) negotiated. */
+function expectNegotiated(b: BalloonVM, yes: string[], no: string[] = []): void {
+  expect(b.host.features.negotiatedNames).toEqual(expect.arrayContaining(yes));
+  for (const n of no) expect(b.host.features.negotiatedNames).not.toContain(n);
+}
+
+/** Counts the device's fault events from boot on (boot option `onAttached`), to assert a fault acted. */
+function faultLog() {
+  const acts: Partial<Record<FaultName, number>> = {};
+  return {
+    acts,
+    onAttached: (a: AttachedBalloon) => a.host.on("fault", (e) => {
+      acts[e.fault] = (acts[e.fault] ?? 0) + 1;
+    }),
+  };
+}
+
+/** Kernel reports of a broken kernel in the guest's log. */
+async function kernelComplaints(b: BalloonVM): Promise<string> {
+  return b.vm.run("dmesg | grep -E 'Oops|BUG|WARNING|Bad page|Kernel panic|Call Trace' || true", { timeoutMs: 60000 });
+}
 
 /** Stale data in free memory, then a 32 MiB inflate and deflate through the device. */
 async function inflateDeflateOverStaleData(b: BalloonVM): Promise<void> {
@@ -42,6 +69,7 @@ describe("honest device", () => {
   });
 
   it("inflate bitmaps mark every page; deflated pages skip re-initialisation", async () => {
+    expectNegotiated(b, [BIT7]);
     await inflateDeflateOverStaleData(b);
     const d = await debugfs(b);
     expect(d.inflate_marked).toBe(32 * 256);
@@ -52,6 +80,7 @@ describe("honest device", () => {
   });
 
   it("reported pages covered by the used length are marked known-zero", async () => {
+    expectNegotiated(b, [BIT6, "PAGE_REPORTING"]);
     await b.vm.run("memtouch 96");
     await until(() => b.host.counters().pagesReported > 0, "free page reports", 60000);
     await until(() => b.host.counters().requests.report > 0, "a report");
@@ -61,6 +90,7 @@ describe("honest device", () => {
   });
 
   it("the guest self-check finds every page the driver trusted really zero", async () => {
+    expectNegotiated(b, [BIT6, BIT7]);
     const out = await b.vm.run("devinit-check check 64", { timeoutMs: 120000 });
     const m = /checked=(\d+) bad=(\d+)/.exec(out)!;
     expect(Number(m[1])).toBeGreaterThan(0);
@@ -70,13 +100,16 @@ describe("honest device", () => {
 
 describe("lying device (fault injection: claims pages initialised without filling them)", () => {
   let b: BalloonVM;
+  const log = faultLog();
   beforeAll(async () => {
-    b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { lieAboutInit: true } } });
+    b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { lieAboutInit: true } }, onAttached: log.onAttached });
   });
   afterAll(async () => b?.vm.destroy());
 
   it("is caught by the guest self-check", async () => {
+    expectNegotiated(b, [BIT7]);
     await inflateDeflateOverStaleData(b);
+    expect(log.acts.lieAboutInit).toBeGreaterThan(0); // the device did claim unfilled pages
     const out = await b.vm.run("devinit-check check 32", { timeoutMs: 120000, allowFailure: true });
     const m = /checked=(\d+) bad=(\d+)/.exec(out)!;
     expect(Number(m[2])).toBeGreaterThan(0);
@@ -98,6 +131,9 @@ describe("zeroing the guest kernel no longer does (its allocator's own counters,
     it(name, async () => {
       const b = await boot({ cmdlineExtra: `${init} virtio_balloon.trust_device_init=${trust}`, balloon: quiet });
       try {
+        const d0 = await debugfs(b);
+        expect(d0[init.split("=")[0]!]).toBe(1); // the kernel runs with this init_on_* on
+        expect([d0.init_on_inflate, d0.trust_device_init]).toEqual([trust, trust]);
         if (step === "deflate") await settle(b, MIB32);
         const before = (await debugfs(b))[counter]!;
         await settle(b, step === "inflate" ? MIB32 : 0);
@@ -120,6 +156,7 @@ describe("negotiation rules on the guest side", () => {
   it("a driver told not to trust the device (trust_device_init=0) refuses both bits", async () => {
     const b = await boot({ cmdlineExtra: `${CMDLINE} virtio_balloon.trust_device_init=0` });
     try {
+      expect(b.host.features.offeredNames).toEqual(expect.arrayContaining([BIT6, BIT7])); // offered, refused
       expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_REPORTED");
       expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_ON_INFLATE");
       expect(b.host.features.negotiatedNames).toContain("PAGE_REPORTING");
@@ -128,11 +165,19 @@ describe("negotiation rules on the guest side", () => {
     }
   });
 
-  it("bit 6 is dropped by the driver when PAGE_REPORTING is not offered", async () => {
-    const b = await boot({ balloon: { features: { PAGE_REPORTING: false } } });
+  it("bit 6 offered without PAGE_REPORTING (offer-unchecked): the driver does not accept it", async () => {
+    // A correct device never offers bit 6 alone (it needs bit 5): the fault makes ours do it.
+    const log = faultLog();
+    const b = await boot({
+      balloon: { features: { PAGE_REPORTING: false, DEVICE_INIT_REPORTED: true }, faults: { offerUnchecked: true } },
+      onAttached: log.onAttached,
+    });
     try {
-      expect(b.host.features.negotiatedNames).not.toContain("DEVICE_INIT_REPORTED");
-      expect(b.host.features.negotiatedNames).toContain("DEVICE_INIT_ON_INFLATE");
+      expect(b.host.features.offeredNames).toContain(BIT6);
+      expect(b.host.features.offeredNames).not.toContain("PAGE_REPORTING");
+      expect(log.acts.offerUnchecked).toBeGreaterThan(0);
+      expect(b.host.features.negotiatedNames).not.toContain(BIT6);
+      expect(b.host.features.negotiatedNames).toContain(BIT7); // the driver negotiated, and kept what it may
     } finally {
       await b.vm.destroy();
     }
@@ -141,9 +186,12 @@ describe("negotiation rules on the guest side", () => {
 
 describe("device faults on the init bits, and what the patched driver does with them", () => {
   it("padding bits set in the last bitmap byte (set-padding-bits): the driver marks only the N real pages", async () => {
-    const b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { setPaddingBits: true } } });
+    const log = faultLog();
+    const b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { setPaddingBits: true } }, onAttached: log.onAttached });
     try {
+      expectNegotiated(b, [BIT7]);
       await settle(b, 100); // one request of 100 PFNs: 4 padding bits in byte 12
+      expect(log.acts.setPaddingBits).toBeGreaterThan(0);
       const d = await debugfs(b);
       expect(d.inflate_marked).toBe(100);
       await settle(b, 0);
@@ -155,8 +203,10 @@ describe("device faults on the init bits, and what the patched driver does with 
   });
 
   it("a used length one page short on reports (short-report-used-length): the uncovered page is not trusted", async () => {
-    const b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { shortReportUsedLength: true } } });
+    const log = faultLog();
+    const b = await boot({ balloon: { features: { DEFLATE_ON_OOM: false }, faults: { shortReportUsedLength: true } }, onAttached: log.onAttached });
     try {
+      expectNegotiated(b, [BIT6, "PAGE_REPORTING"]);
       await b.vm.run("memtouch 96");
       await until(() => b.host.counters().requests.report > 0, "a report", 60000);
       // Compare the two sides once reports have stopped.
@@ -164,6 +214,7 @@ describe("device faults on the init bits, and what the patched driver does with 
       // The device counts a report before the driver sees it back: read the driver's side first.
       const d = await debugfs(b);
       const reported = b.host.counters().pagesReported;
+      expect(log.acts.shortReportUsedLength).toBeGreaterThan(0);
       expect(d.report_covered).toBeGreaterThan(0);
       expect(d.report_covered).toBeLessThan(reported); // each report: one page fewer than the device filled
       expect(d.report_marked).toBe(d.report_covered);
@@ -239,6 +290,7 @@ describe("denial of service: the driver leaves the guest a floor (virtio_balloon
   it("huge-num-pages (0xFFFFFFFF) stops at the floor; a sane target is followed afterwards", async () => {
     const b = await boot({ cmdlineExtra: "", balloon: { features: { DEFLATE_ON_OOM: false }, faults: { hugeNumPages: true } } });
     try {
+      expect(b.host.counters().faults.hugeNumPages).toBeGreaterThan(0); // num_pages 0xFFFFFFFF shown
       await heldAtFloor(b);
       await settle(b, 16 * 256);
     } finally {
@@ -254,6 +306,7 @@ describe("freeze/thaw (the first step of hibernation)", () => {
     const b = await boot({ cmdlineExtra: "", balloon: { features: { DEFLATE_ON_OOM: false, PAGE_REPORTING: false } } });
     try {
       expect(await b.vm.run("cat /sys/power/state")).toMatch(/freeze/);
+      expectNegotiated(b, [BIT7]);
       await settle(b, 32 * 256);
       const before = await debugfs(b);
       expect(before.devinit_pages_in_balloon).toBe(32 * 256);
@@ -264,6 +317,103 @@ describe("freeze/thaw (the first step of hibernation)", () => {
       expect(after.deflate_zeroed).toBe(before.deflate_zeroed);
       expect(after.deflate_preinit).toBe(before.deflate_preinit);
       await until(() => b.host.actual === 32 * 256, "the thawed driver to inflate again", 120000);
+    } finally {
+      await b.vm.destroy();
+    }
+  });
+});
+
+// Memory failure (CONFIG_MEMORY_FAILURE, hwpoison-inject's debugfs files) on pages the device
+// initialised: poisoned in the balloon, in flight, and as free pages marked known-zero.
+describe("memory failure on device-initialised pages (hwpoison-inject)", () => {
+  const HWPOISON = "/sys/kernel/debug/hwpoison";
+  const KPF_HWPOISON = 19n;
+  const KPF_PRIVATE_2 = 36n; // PG_private_2, which PageZeroed aliases (patch 0003)
+
+  /** /proc/kpageflags of each PFN (64 per shell line: the tty takes one line at a time). */
+  async function pageFlags(b: BalloonVM, pfns: number[]): Promise<Map<number, bigint>> {
+    const flags = new Map<number, bigint>();
+    for (let i = 0; i < pfns.length; i += 64) {
+      const out = await b.vm.run(
+        `for p in ${pfns.slice(i, i + 64).join(" ")}; do echo "kpf $p $(dd if=/proc/kpageflags bs=8 skip=$p count=1 2>/dev/null | od -An -tx1)"; done`,
+        { timeoutMs: 120000 },
+      );
+      for (const m of out.matchAll(/^kpf (\d+) ((?:\s*[0-9a-f]{2}){8})\s*$/gm)) {
+        const bytes = m[2]!.trim().split(/\s+/);
+        flags.set(Number(m[1]), bytes.reduce((v, x, k) => v | (BigInt(parseInt(x, 16)) << BigInt(8 * k)), 0n));
+      }
+    }
+    expect(flags.size).toBe(pfns.length);
+    return flags;
+  }
+  const has = (f: bigint | undefined, bit: bigint) => f !== undefined && ((f >> bit) & 1n) === 1n;
+
+  /** Writes each PFN to one of hwpoison-inject's files (a refused write is the kernel's answer, not an error). */
+  async function writeEach(b: BalloonVM, file: string, pfns: number[]): Promise<void> {
+    for (let i = 0; i < pfns.length; i += 64) {
+      await b.vm.run(`for p in ${pfns.slice(i, i + 64).join(" ")}; do echo $p > ${HWPOISON}/${file}; done 2>/dev/null; true`, { timeoutMs: 120000 });
+    }
+  }
+
+  async function dmesgCount(b: BalloonVM, pattern: string): Promise<number> {
+    return Number((await b.vm.run(`dmesg | grep -c '${pattern}' || true`)).trim());
+  }
+
+  it("poisoned while the balloon deflates, and as marked free pages: no oops; a page unpoisoned after the hardware changed it is zeroed before use", async () => {
+    const MIB32 = 32 * 256;
+    // No reporting (it would clear the marks this test needs); every used buffer 250 ms late, so the
+    // deflate of 32 MiB (32 requests of 256 PFNs) lasts ~8 s and the poisoning runs inside it.
+    // No devinit_verify: the allocator's own check would zero a bad page and hide what a user sees.
+    const b = await boot({ cmdlineExtra: "", balloon: { features: { DEFLATE_ON_OOM: false, PAGE_REPORTING: false }, faults: { delayUsedMs: 250 } } });
+    try {
+      expectNegotiated(b, [BIT7], ["PAGE_REPORTING"]);
+      expect(await b.vm.run(`ls ${HWPOISON}`)).toMatch(/corrupt-pfn[\s\S]*unpoison-pfn/);
+      await settle(b, MIB32);
+      const inflated: number[] = [];
+      for (let pfn = 0; pfn < b.device.ramPages; pfn++) if (b.device.isInflated(pfn)) inflated.push(pfn);
+      expect(inflated).toHaveLength(MIB32);
+      const corruptedKiB0 = await meminfoKiB(b, "HardwareCorrupted");
+
+      // 1. While the balloon deflates: 64 PFNs spread over the balloon; some are still in it or on
+      // their way out, some already free and marked.
+      const during = inflated.filter((_, i) => i % 128 === 64);
+      const deflated0 = b.host.counters().pagesDeflated;
+      b.host.setTarget(0);
+      await until(() => b.host.counters().pagesDeflated - deflated0 >= MIB32 / 8, "the deflate to be under way", 60000);
+      await writeEach(b, "corrupt-pfn", during);
+      expect(b.host.actual).toBeGreaterThan(0); // the poisoning ran while the balloon was deflating
+      await until(() => b.host.actual === 0, "the deflate to finish", 120000);
+      expect(await dmesgCount(b, "recovery action for")).toBeGreaterThanOrEqual(during.length);
+      expect(await dmesgCount(b, "recovery action for free buddy page: Recovered")).toBeGreaterThan(0);
+      expect(await kernelComplaints(b)).toBe("");
+      const d = await debugfs(b);
+      expect(d.deflate_zeroed).toBeGreaterThan(MIB32 / 2); // most deflated pages were marked known-zero
+
+      // 2. Free pages the driver marked known-zero: poison them.
+      const flags = await pageFlags(b, inflated.filter((_, i) => i % 32 === 7));
+      const marked = [...flags].filter(([, f]) => has(f, KPF_PRIVATE_2) && !has(f, KPF_HWPOISON)).map(([p]) => p);
+      expect(marked.length).toBeGreaterThanOrEqual(64); // the precondition: free pages carrying the mark
+      const corruptedKiB1 = await meminfoKiB(b, "HardwareCorrupted");
+      expect(corruptedKiB1).toBeGreaterThan(corruptedKiB0);
+      await writeEach(b, "corrupt-pfn", marked);
+      const poisoned = await pageFlags(b, marked);
+      expect([...poisoned.values()].every((f) => has(f, KPF_HWPOISON))).toBe(true); // the poison acted
+      expect(await meminfoKiB(b, "HardwareCorrupted")).toBe(corruptedKiB1 + 4 * marked.length);
+      // The series: a page taken off the free lists by memory failure loses its mark.
+      const stillMarked = [...poisoned].filter(([, f]) => has(f, KPF_PRIVATE_2)).map(([p]) => p);
+
+      // 3. The "hardware" changes the poisoned pages (what a real memory error does), then they are
+      // unpoisoned and go back to the free lists; a zeroed allocation must not see the change.
+      for (const pfn of marked) b.device.hot.fillRange(pfn * 4096, 4096, 0x5a);
+      await writeEach(b, "unpoison-pfn", marked);
+      const unpoisoned = await pageFlags(b, marked);
+      expect([...unpoisoned.values()].some((f) => has(f, KPF_HWPOISON))).toBe(false);
+      expect(await meminfoKiB(b, "HardwareCorrupted")).toBe(corruptedKiB1);
+      const mib = Math.floor((await meminfoKiB(b, "MemFree")) / 1024) - 24;
+      const out = await b.vm.run(`memtouch --populate --check-zero ${mib}`, { timeoutMs: 300000, allowFailure: true });
+      expect(out).toMatch(/check-zero: 0 non-zero pages/);
+      expect(stillMarked).toEqual([]);
+      expect(await kernelComplaints(b)).toBe("");
     } finally {
       await b.vm.destroy();
     }

@@ -98,11 +98,11 @@ export class BalloonDevice implements VirtioDeviceBackend, BalloonControl {
   constructor(readonly mem: GuestMemory, readonly hot: HotPath, readonly options: BalloonOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.ramPages = Math.floor(mem.size / PAGE_SIZE);
-    this.offered = offeredFeatureBits(options.features);
+    const faults = options.faults ?? {};
+    this.offered = offeredFeatureBits(options.features, faults.offerUnchecked === true);
     this.diagnostics = new DiagnosticSink(this.clock);
     this.diagnostics.on((d) => this.events.emit("diagnostic", d));
     this.tracker = new InflateTracker(mem);
-    const faults = options.faults ?? {};
     this.faults = new FaultInjector(faults, this.clock, this.events, this.ramPages);
     this.ctx = {
       mem, hot, diag: this.diagnostics, clock: this.clock, events: this.events, counters: this.counters_,
@@ -139,7 +139,7 @@ export class BalloonDevice implements VirtioDeviceBackend, BalloonControl {
     else if (options.initialTarget) this.config.numPages = this.clampTarget(options.initialTarget);
     if (options.statsIntervalSeconds) this.statsq.setInterval(options.statsIntervalSeconds);
     // Counted (counters().diagnosticsByKind) and kept in offerWarnings: no listener exists yet.
-    this.offerWarnings = offerProblems(options.features);
+    this.offerWarnings = this.faults.offerUnchecked ? [] : offerProblems(options.features);
     for (const w of this.offerWarnings) this.diagnostics.emit("offer-dependency", w, { offer: { ...options.features } });
   }
 
@@ -153,6 +153,7 @@ export class BalloonDevice implements VirtioDeviceBackend, BalloonControl {
     const refused = validateBalloonFeatures(accepted, this.offered);
     if (opts.dryRun) return refused;
     this.accepted = accepted;
+    this.faults.negotiating(this.offered, accepted);
     // The refusal's diagnostic comes from the transport (one per refused FEATURES_OK).
     this.events.emit("features", {
       time: this.clock.now(), offered: this.offered, accepted, negotiated: refused ? 0n : accepted,

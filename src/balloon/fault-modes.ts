@@ -30,6 +30,9 @@ export interface BalloonFaults {
   configStorm?: ConfigStorm;
   /** The next inflate request is not completed: DEVICE_NEEDS_RESET is set instead (once per device). */
   resetMidInflate?: boolean;
+  /** Offer the bits asked for even where one requires a bit that is off (bit 6 without bit 5), which
+   *  virtio 1.2 §2.2.2 forbids the device: shows whether a driver drops such a bit itself. */
+  offerUnchecked?: boolean;
 }
 
 export interface ConfigStorm { intervalMs: number; count: number; toggle?: boolean }

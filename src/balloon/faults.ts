@@ -6,6 +6,7 @@
  */
 import type { BalloonFaults, ConfigStorm, FaultName } from "./fault-modes.js";
 import type { BalloonClock, BalloonEvents, TypedEmitter } from "./events.js";
+import { hasFeature, offeredWithoutRequirement } from "./features.js";
 
 export type { FaultName } from "./fault-modes.js";
 
@@ -15,6 +16,17 @@ export interface FaultState {
   chainsSeen: Record<number, number>;
   /** How many times each fault acted (counters().faults). */
   acts: Partial<Record<FaultName, number>>;
+}
+
+/**
+ * The faults that change what the device writes (inflate.ts, reporting.ts) announce each act the same
+ * way, so a test can assert that the fault acted before it asserts what the driver did about it.
+ */
+export function announceInitFault(
+  ctx: { clock: BalloonClock; events: TypedEmitter<BalloonEvents> },
+  fault: FaultName, action: string, queue: number, detail: Record<string, unknown>,
+): void {
+  ctx.events.emit("fault", { time: ctx.clock.now(), fault, action, queue, detail });
 }
 
 /** num_pages under hugeNumPages until the host sets a target: the largest value the field holds. */
@@ -27,6 +39,7 @@ function positive(v: number | undefined): number {
 export class FaultInjector {
   readonly hugeNumPages: boolean;
   readonly withholdInterrupts: boolean;
+  readonly offerUnchecked: boolean;
   private readonly delayMs: number;
   private readonly dropEvery: number;
   private readonly storm: Required<ConfigStorm> | null;
@@ -50,6 +63,7 @@ export class FaultInjector {
     this.dropEvery = Math.floor(positive(faults.dropUsedEvery));
     this.withholdInterrupts = faults.withholdInterrupts === true;
     this.hugeNumPages = faults.hugeNumPages === true;
+    this.offerUnchecked = faults.offerUnchecked === true;
     this.resetConfigured = faults.resetMidInflate === true;
     this.resetArmed = this.resetConfigured;
     const s = faults.configStorm;
@@ -111,6 +125,14 @@ export class FaultInjector {
     if (!this.withholdInterrupts) return false;
     this.act("withholdInterrupts", "interrupt-withheld", {}, queue);
     return true;
+  }
+
+  /** offerUnchecked: at FEATURES_OK, one act per offered bit whose required bit was not offered. */
+  negotiating(offered: bigint, accepted: bigint): void {
+    if (!this.offerUnchecked) return;
+    for (const { feature, requires } of offeredWithoutRequirement(offered)) {
+      this.act("offerUnchecked", "offered-without-requirement", { feature, requires, accepted: hasFeature(accepted, feature) });
+    }
   }
 
   /** resetMidInflate: true once, for the first inflate request (which must then not be completed). */

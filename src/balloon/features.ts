@@ -61,13 +61,19 @@ export const FEATURE_REQUIRES: Readonly<Partial<Record<OptionalFeatureName, Opti
   DEVICE_INIT_REPORTED: "PAGE_REPORTING",
 };
 
-/** The bits offered for `offer` (every bit defaults to on), with dependencies enforced: see offerProblems. */
-export function offeredFeatureBits(offer: FeatureOffer = {}): bigint {
+const REQUIRES = Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][];
+
+/**
+ * The bits offered for `offer` (every bit defaults to on), with dependencies enforced (see offerProblems)
+ * unless `unchecked` (the offerUnchecked fault).
+ */
+export function offeredFeatureBits(offer: FeatureOffer = {}, unchecked = false): bigint {
   let bits = featureBit("VERSION_1");
   for (const name of OPTIONAL_FEATURES) {
     if (offer[name] ?? true) bits |= featureBit(name);
   }
-  for (const [name, needs] of Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][]) {
+  if (unchecked) return bits;
+  for (const [name, needs] of REQUIRES) {
     if (!hasFeature(bits, needs)) bits &= ~featureBit(name);
   }
   return bits;
@@ -76,10 +82,15 @@ export function offeredFeatureBits(offer: FeatureOffer = {}): bigint {
 /** Features the host asked for explicitly that are not offered because a feature they need is off. */
 export function offerProblems(offer: FeatureOffer = {}): string[] {
   const out: string[] = [];
-  for (const [name, needs] of Object.entries(FEATURE_REQUIRES) as [OptionalFeatureName, OptionalFeatureName][]) {
+  for (const [name, needs] of REQUIRES) {
     if (offer[name] === true && offer[needs] === false) out.push(`${name} requires ${needs}, which is switched off: ${name} is not offered`);
   }
   return out;
+}
+
+/** Offered features whose required feature is not offered ("NAME requires NEEDS"); empty for a correct offer. */
+export function offeredWithoutRequirement(offered: bigint): { feature: OptionalFeatureName; requires: OptionalFeatureName }[] {
+  return REQUIRES.filter(([name, needs]) => hasFeature(offered, name) && !hasFeature(offered, needs)).map(([feature, requires]) => ({ feature, requires }));
 }
 
 /** One device rule about an accepted feature set; `check` returns true when the set breaks it. */

@@ -31,6 +31,7 @@ import type { DescriptorChain, Segment } from "../virtio/chain.js";
 import { FILL_BITMAP_GUEST, FILL_LIE, FILL_NO_FILL, FILL_SET_PADDING } from "../hotpath/types.js";
 import { readSegments, writeSegments } from "../memory/access.js";
 import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
+import { announceInitFault } from "./faults.js";
 import { hasFeature } from "./features.js";
 
 /** Linux's VIRTIO_BALLOON_ARRAY_PFNS_MAX. */
@@ -208,6 +209,8 @@ export function handleInflate(ctx: HandlerContext, chain: DescriptorChain, queue
     used = writeSegments(ctx.mem, chain.writable, bitmap);
     ctx.counters.bitmapsWritten++;
   }
+  if (paddingFault && used > 0) announceInitFault(ctx, "setPaddingBits", "bitmap-padding-set", queue, { pfns: n });
+  if ((flags & FILL_LIE) !== 0 && filled > 0) announceInitFault(ctx, "lieAboutInit", "inflate-claimed-unfilled", queue, { pages: filled });
   ctx.events.emit("inflate", {
     time: ctx.clock.now(), queue, pfns: n, pages: valid, initialised, outOfRange, alreadyInflated: already,
     bitmapBytes: used, inflatedPages: ctx.tracker.count, refused: false,

@@ -16,6 +16,7 @@
  */
 import type { DescriptorChain } from "../virtio/chain.js";
 import { countFill, PAGE_SIZE, type HandlerContext } from "./context.js";
+import { announceInitFault } from "./faults.js";
 import { hasFeature } from "./features.js";
 import { checkRanges } from "./ranges.js";
 
@@ -68,11 +69,13 @@ export function handleReport(ctx: HandlerContext, chain: DescriptorChain, queue:
   let used = 0;
   if (bit6) {
     used = lie ? chain.writableBytes : prefix;
-    if (ctx.faults.shortReportUsedLength) used = Math.max(0, used - PAGE_SIZE);
+    if (ctx.faults.shortReportUsedLength && used > 0) {
+      used = Math.max(0, used - PAGE_SIZE);
+      announceInitFault(ctx, "shortReportUsedLength", "used-length-shortened", queue, { usedLen: used });
+    }
+    if (lie) announceInitFault(ctx, "lieAboutInit", "report-claimed-unfilled", queue, { usedLen: used });
   }
-  if (scribble) {
-    ctx.events.emit("fault", { time: ctx.clock.now(), fault: "scribbleReported", action: "report-scribbled", queue, detail: { bytes: chain.writableBytes } });
-  }
+  if (scribble) announceInitFault(ctx, "scribbleReported", "report-scribbled", queue, { bytes: chain.writableBytes });
   const pages = Math.floor(chain.writableBytes / PAGE_SIZE);
   ctx.counters.pagesReported += pages;
   ctx.events.emit("report", {

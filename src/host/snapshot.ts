@@ -54,12 +54,12 @@ export interface SnapshotTarget {
   memoryBytes: number;
   /** The balloon's `features` option (same meaning as BalloonOptions.features). */
   features?: FeatureOffer;
-  /** The balloon's `faults` option (only hugeNumPages changes what is valid). */
+  /** The balloon's `faults` option (only hugeNumPages and offerUnchecked change what is valid). */
   faults?: BalloonFaults;
 }
 
 export function limitsFor(target: SnapshotTarget): BalloonStateLimits {
-  const offered = offeredFeatureBits(target.features);
+  const offered = offeredFeatureBits(target.features, target.faults?.offerUnchecked === true);
   const queues = queueLayout(offered).map((_, index) => ({ index, maxSize: QUEUE_MAX_SIZE, memSize: target.memoryBytes }));
   return {
     transport: {
