@@ -136,7 +136,7 @@ log "kernel $KREL built in ${KBUILD_SECS}s"
 if [ "$VARIANT" = modular ]; then
   "${KMAKE[@]}" modules >> "$BUILD/kernel-build.log" 2>&1 || { tail -40 "$BUILD/kernel-build.log"; die "modules build failed"; }
   rm -rf "$OUT" && mkdir -p "$OUT/modules"
-  cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage.bin"
+  cp "$KDIR/arch/x86/boot/bzImage" "$OUT/bzImage"
   cp "$KDIR/.config" "$OUT/config"
   (cd "$KDIR" && find . -name '*.ko' | sort) | while read -r ko; do
     strip --strip-debug -o "$OUT/modules/$(basename "$ko")" "$KDIR/$ko"
