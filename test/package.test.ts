@@ -5,7 +5,7 @@
  * plain page with one script tag to the installed module boots, (c) plain Node (no tsx) imports
  * "v86-balloon/node" and inflates 16 MiB, (d) `npx v86-balloon test` runs a guest test from the
  * installed package, in Node and with `--browser` in Chromium (a user's kernel by path), (e) the types resolve under moduleResolution bundler and node16, and a missing
- * image is reported with its URL.
+ * image is reported with its URL, (f) `npx v86-balloon snapshot` writes a state file a plain page restores.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -228,5 +228,24 @@ window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, c
         await server.close();
       }
     });
+
+    it("(f) npx v86-balloon snapshot from the installed package writes a state that a plain page restores", async () => {
+      const out = run("npx", ["v86-balloon", "snapshot", "--memory", "96", "--commands", "echo from-the-cli > /tmp/marker", "--out", "docs.state"], app, 300_000);
+      expect(out).toMatch(/docs\.state: [\d.]+ MiB gzip/);
+      expect(out).toMatch(/the balloon removed [\d.]+ %/);
+      writeFileSync(join(app, "state.html"), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>state</title>
+<script type="module" src="./node_modules/v86-balloon/dist/lib/v86-balloon.js"></script>
+<v86-balloon-vm id="s" state="docs.state" compact autostart commands="cat /tmp/marker"></v86-balloon-vm>`);
+      const server = await serveStatic(app);
+      try {
+        const page = browser!.page;
+        await page.goto(`${server.url}state.html`);
+        await waitText(page, "#s", /from-the-cli/);
+        expect(pageErrors(page)).toEqual([]);
+      } finally {
+        await browser!.page.goto("about:blank");
+        await server.close();
+      }
+    }, 400_000);
   });
 });
