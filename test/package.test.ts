@@ -158,6 +158,7 @@ window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, c
       const server = await serveStatic(join(app, "dist"));
       try {
         const page = browser!.page;
+        pageErrors(page).length = 0; // one page serves every test: each starts with no errors
         await page.goto(server.url);
         await waitText(page, null, /vite-42/);
         expect(pageErrors(page)).toEqual([]);
@@ -186,6 +187,7 @@ window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, c
           dev.stderr.on("data", onData);
         });
         const page = browser!.page;
+        pageErrors(page).length = 0;
         const failed: string[] = [];
         const onResponse = (r: { status(): number; url(): string }) => {
           if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
@@ -215,6 +217,7 @@ window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, c
       const server = await serveStatic(app);
       try {
         const page = browser!.page;
+        pageErrors(page).length = 0;
         await page.goto(`${server.url}plain.html`);
         await waitText(page, "#ok", /plain-42/);
         const error = await page.waitForFunction(() => document.querySelector("#bad")?.shadowRoot?.querySelector(".v86b-overlay strong")?.parentElement?.textContent ?? document.querySelector("#bad .v86b-overlay")?.textContent, null, { timeout: 60_000 });
@@ -239,6 +242,7 @@ window.vm = mount(document.getElementById("box"), { memory: 96, compact: true, c
       const server = await serveStatic(app);
       try {
         const page = browser!.page;
+        pageErrors(page).length = 0;
         await page.goto(`${server.url}state.html`);
         await waitText(page, "#s", /from-the-cli/);
         expect(pageErrors(page)).toEqual([]);
