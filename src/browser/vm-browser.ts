@@ -119,11 +119,13 @@ export function resolveImageUrls(urls: ImageUrls = {}): Required<Omit<ImageUrls,
 /**
  * Starts every download and the v86 compile at once (into the page's caches), so a restore does not wait
  * for them one after another behind the state file; failures surface later, where the files are used.
+ * `onProgress` follows the images from their first byte (as fetchGuestImages reports them).
  */
-export function prefetch(given: ImageUrls = {}, opts: { boot?: boolean } = {}): void {
+export function prefetch(given: ImageUrls = {}, opts: { boot?: boolean; onProgress?: LoadProgress } = {}): void {
   const urls = resolveImageUrls(given);
-  const files = [urls.manifest, urls.bios, urls.vgaBios, ...(opts.boot === false ? [] : [urls.kernel, urls.initrd])];
-  for (const url of files) fetchShared(url).catch(() => {});
+  const progress = opts.onProgress && overallProgress(opts.onProgress);
+  fetchShared(urls.manifest).catch(() => {});
+  for (const url of [urls.bios, urls.vgaBios, ...(opts.boot === false ? [] : [urls.kernel, urls.initrd])]) fetchShared(url, progress).catch(() => {});
   compileShared(v86WasmUrl()).catch(() => {});
 }
 

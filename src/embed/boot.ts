@@ -138,7 +138,10 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
     if (opts.state) throw new LoadError("state", `restoring the saved state failed: ${msg}`);
     throw new LoadError("boot", msg);
   };
-  prefetch(opts.images, { boot: !opts.state });
+  // A boot's progress follows the images from their first byte (the VM module below may load after
+  // them); a restore reports the state file first, then the BIOS images.
+  const bootProgress = opts.state ? undefined : opts.onProgress;
+  prefetch(opts.images, { boot: !opts.state, onProgress: bootProgress });
   // v86 and the device are a separate chunk: a page starts its downloads before parsing them.
   const vmModule = import("../browser/balloon-vm-browser.js");
   const restored = opts.state ? await loadState(opts) : null;
@@ -150,7 +153,7 @@ export async function bootGuest(opts: BootOptions = {}): Promise<Booted> {
     images: opts.images,
     cmdlineExtra: opts.cmdlineExtra,
     onSerial: opts.onSerial,
-    onProgress: opts.onProgress,
+    onProgress: bootProgress ? undefined : opts.onProgress,
     bootTimeoutMs: opts.bootTimeoutMs,
     signal: opts.signal,
     ...(restored ? { initialState: restored.v86State } : {}),
