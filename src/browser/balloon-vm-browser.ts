@@ -1,14 +1,11 @@
 /** Browser: fetch the images and boot the guest with our balloon plugged in. */
-import { startVM, type VM, type VMOptions } from "../vm.js";
-import { attachBalloon, type AttachedBalloon, type AttachOptions } from "../host/attach.js";
+import type { VM } from "../vm.js";
+import { startBalloonVM, type AttachedBalloon, type BalloonVMOptions } from "../host/attach.js";
 import { compileShared, fetchGuestImages, v86WasmUrl, type ImageUrls, type LoadProgress } from "./vm-browser.js";
 
-export interface BrowserBalloonVMOptions extends VMOptions {
-  balloon?: AttachOptions;
+export interface BrowserBalloonVMOptions extends BalloonVMOptions {
   images?: ImageUrls;
   onProgress?: LoadProgress;
-  /** Called once the balloon is plugged in, before the guest runs: to watch events from boot on. */
-  onAttached?: (balloon: AttachedBalloon) => void;
 }
 
 export interface BrowserBalloonVM extends AttachedBalloon {
@@ -19,15 +16,6 @@ export interface BrowserBalloonVM extends AttachedBalloon {
 
 export async function startBrowserBalloonVM(opts: BrowserBalloonVMOptions = {}): Promise<BrowserBalloonVM> {
   const images = await fetchGuestImages(opts.images, opts.onProgress, { boot: !opts.initialState });
-  let attached: AttachedBalloon | undefined;
-  const vm = await startVM(images, () => compileShared(v86WasmUrl()), {
-    ...opts,
-    onReady: async (emulator, vm) => {
-      attached = await attachBalloon(emulator, opts.balloon);
-      vm.onDestroy(() => attached!.device.dispose());
-      opts.onAttached?.(attached);
-      await opts.onReady?.(emulator, vm);
-    },
-  });
-  return { vm, ...attached!, balloon: attached!.host };
+  const started = await startBalloonVM(images, () => compileShared(v86WasmUrl()), opts);
+  return { ...started, balloon: started.host };
 }

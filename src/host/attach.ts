@@ -4,6 +4,7 @@
  * Call from `VMOptions.onReady` (v86's devices exist, the guest has not run).
  */
 import type { V86 } from "v86";
+import { startVM, type GuestImages, type V86Wasm, type VM, type VMOptions } from "../vm.js";
 import { V86Adapter } from "../v86/adapter.js";
 import { loadHotPath, referenceHotPath } from "../hotpath/hotpath.js";
 import { BalloonDevice, type BalloonOptions } from "../balloon/device.js";
@@ -50,4 +51,28 @@ export async function attachBalloon(emulator: V86, opts: AttachOptions = {}): Pr
     },
   );
   return { host: new BalloonHost(device, { floor: opts.floor }), device, transport, adapter };
+}
+
+export interface BalloonVMOptions extends VMOptions {
+  balloon?: AttachOptions;
+  /** Called once the balloon is plugged in, before the guest runs: to watch events from boot on. */
+  onAttached?: (balloon: AttachedBalloon) => void;
+}
+
+/**
+ * Boots (or restores) the guest with the balloon plugged in at `onReady`; destroying the VM disposes the
+ * device (its timers would keep the VM, guest RAM included, alive). The Node and browser starters' core.
+ */
+export async function startBalloonVM(images: GuestImages, wasm: V86Wasm, opts: BalloonVMOptions): Promise<AttachedBalloon & { vm: VM }> {
+  let attached: AttachedBalloon | undefined;
+  const vm = await startVM(images, wasm, {
+    ...opts,
+    onReady: async (emulator, vm) => {
+      attached = await attachBalloon(emulator, opts.balloon);
+      vm.onDestroy(() => attached!.device.dispose());
+      opts.onAttached?.(attached);
+      await opts.onReady?.(emulator, vm);
+    },
+  });
+  return { vm, ...attached! };
 }
