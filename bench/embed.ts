@@ -1,10 +1,9 @@
 /**
  * The embeddable element on a docs page (library build, headless Chromium) and the state files it restores:
  *   embed.state_prompt_ms          page opened in a new tab -> the shell answers `echo ok`, restored from a state
- *                                  file (median of 3; state, boot and cold runs interleaved)
+ *                                  file (median of 3, interleaved with the boot runs). Every run is a first visit:
+ *                                  serveStatic answers no-store, so each file is downloaded and v86.wasm compiled again
  *   embed.boot_prompt_ms           the same with a full boot, in the same run
- *   embed.state_prompt_cold_ms     the state page with the HTTP cache disabled (a first visit: every file
- *                                  downloaded and v86.wasm compiled again; localhost, so no network latency)
  *   embed.state_gzip_bytes         `snapshot --memory 128 --commands "true"` file size
  *   embed.state_content_mib / embed.state_uncompacted_content_mib   guest RAM holding data (non-zero pages)
  *                                  after / before compaction: what is left is what the guest uses
@@ -117,16 +116,9 @@ export async function run(): Promise<Record<string, number>> {
       const page = browser.page;
       const boot: number[] = [];
       const state: number[] = [];
-      const cold: number[] = [];
       for (let i = 0; i < RUNS; i++) {
         state.push(await inNewTab(browser, (p) => promptMs(p, `${server.url}state.html`)));
         boot.push(await inNewTab(browser, (p) => promptMs(p, `${server.url}boot.html`)));
-        cold.push(
-          await inNewTab(browser, async (p) => {
-            await (await browser.context.newCDPSession(p)).send("Network.setCacheDisabled", { cacheDisabled: true });
-            return promptMs(p, `${server.url}state.html`);
-          }),
-        );
       }
       const one = await inNewTab(browser, (p) => pageBytes(p, `${server.url}state.html`));
       const three = await inNewTab(browser, (p) => pageBytes(p, `${server.url}three.html`));
@@ -142,7 +134,6 @@ export async function run(): Promise<Record<string, number>> {
       return {
         "embed.state_prompt_ms": Math.round(median(state)),
         "embed.boot_prompt_ms": Math.round(median(boot)),
-        "embed.state_prompt_cold_ms": Math.round(median(cold)),
         "embed.state_gzip_bytes": plain.file.byteLength,
         "embed.state_uncompacted_gzip_bytes": plain.uncompactedFileBytes,
         "embed.state_content_mib": plain.contentPages.after / 256,
