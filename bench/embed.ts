@@ -28,7 +28,7 @@ import type { Page, Request } from "playwright-core";
 import { build } from "vite";
 import { makeSnapshot } from "../src/node/snapshot.js";
 import { launchChromium, ROOT, serveStatic, type Browser } from "../devkit/browser.js";
-import { embedCycles, rendererMemory } from "../devkit/embed-memory.js";
+import { addElement, embedCycles, rendererMemory } from "../devkit/embed-memory.js";
 import { median } from "./support.js";
 
 const RUNS = 3;
@@ -83,19 +83,6 @@ async function pageBytes(page: Page, url: string): Promise<number> {
   return bytes;
 }
 
-/** Adds a restored element to #slot and waits until it answers. */
-async function addVM(page: Page): Promise<void> {
-  await page.evaluate(async () => {
-    const el = document.createElement("v86-balloon-vm") as VMEl;
-    el.setAttribute("state", "guest.state");
-    el.setAttribute("autostart", "");
-    el.style.height = "100px";
-    document.getElementById("slot")!.append(el);
-    await el.ready;
-    await el.vm!.run("echo ok");
-  });
-}
-
 export async function run(): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), "v86-balloon-embed-bench-"));
   try {
@@ -127,9 +114,9 @@ export async function run(): Promise<Record<string, number>> {
       const cycles = await embedCycles(browser.context, page, { cycles: 5, attrs: { state: "guest.state" }, command: "echo ok" });
 
       await page.goto(`${server.url}cycles.html`);
-      await addVM(page);
+      await addElement(page, { state: "guest.state" }, "echo ok");
       const oneVM = rendererMemory().pssMiB;
-      await addVM(page);
+      await addElement(page, { state: "guest.state" }, "echo ok");
       const twoVMs = rendererMemory().pssMiB;
       return {
         "embed.state_prompt_ms": Math.round(median(state)),

@@ -70,6 +70,19 @@ export interface CycleLevels {
 
 type CycleEl = HTMLElement & { ready: Promise<unknown>; vm: { run(c: string): Promise<string>; emulator: object } | null };
 
+/** Appends a `<v86-balloon-vm autostart>` with `attrs` to `#slot`, waits for its shell and runs `command` in it. */
+export async function addElement(page: Page, attrs: Record<string, string>, command: string): Promise<void> {
+  await page.evaluate(async ([attrs, command]) => {
+    const el = document.createElement("v86-balloon-vm") as CycleEl;
+    for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, value);
+    el.setAttribute("autostart", "");
+    el.style.height = "100px";
+    document.getElementById("slot")!.append(el);
+    await el.ready;
+    await el.vm!.run(command);
+  }, [attrs, command] as const);
+}
+
 /**
  * `cycles` times: append a `<v86-balloon-vm autostart>` with `attrs` (e.g. `{ state: "guest.state" }`) to
  * `#slot`, wait for its shell, run `command` in it, remove it, then force garbage collections until its
@@ -82,16 +95,7 @@ export async function embedCycles(context: BrowserContext, page: Page, opts: { c
   const levels: CycleLevels = { pssMiB: [], jsHeapMiB: [], livePssMiB: [] };
   try {
     for (let i = 0; i < opts.cycles; i++) {
-      await page.evaluate(async ([attrs, command]) => {
-        const el = document.createElement("v86-balloon-vm") as CycleEl;
-        el.id = "cycle";
-        for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, value);
-        el.setAttribute("autostart", "");
-        el.style.height = "100px";
-        document.getElementById("slot")!.append(el);
-        await el.ready;
-        await el.vm!.run(command);
-      }, [opts.attrs, opts.command] as const);
+      await addElement(page, { ...opts.attrs, id: "cycle" }, opts.command);
       levels.livePssMiB.push(rendererMemory().pssMiB);
       await page.evaluate(() => {
         const el = document.getElementById("cycle") as CycleEl;
