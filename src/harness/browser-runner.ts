@@ -9,6 +9,7 @@
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Browser } from "../node/chromium.js";
 import { serveStatic } from "../node/static-server.js";
 import { HarnessInputError, type Executor } from "./runner.js";
 import type { CaseResult, HarnessEvent, TestGroup } from "./types.js";
@@ -58,18 +59,19 @@ export async function browserExecutor(opts: { workers: number; kernel?: string; 
   const server = FROM_SOURCE ? await viteServer() : await packageServer();
   /** Local image paths become URLs the server answers. */
   const toUrl = (p: string | undefined) => (!p ? undefined : /^https?:\/\//.test(p) ? p : server.url(p));
-  const { launchChromium, CHROMIUM } = await import("../node/chromium.js").catch((e: Error) => {
-    void server.close();
-    throw new HarnessInputError(`--browser drives Debian's Chromium through the playwright-core package, which did not load (${e.message}): install it with \`npm install playwright-core\``);
-  });
-  if (!existsSync(CHROMIUM)) {
+  let browser: Browser;
+  try {
+    const { launchChromium, CHROMIUM } = await import("../node/chromium.js").catch((e: Error) => {
+      throw new HarnessInputError(`--browser drives Debian's Chromium through the playwright-core package, which did not load (${e.message}): install it with \`npm install playwright-core\``);
+    });
+    if (!existsSync(CHROMIUM)) {
+      throw new HarnessInputError(`--browser runs Debian's Chromium, and ${CHROMIUM} is missing: install it with \`sudo apt-get install chromium\`, or drop --browser to run in Node`);
+    }
+    browser = await launchChromium();
+  } catch (e) {
     await server.close();
-    throw new HarnessInputError(`--browser runs Debian's Chromium, and ${CHROMIUM} is missing: install it with \`sudo apt-get install chromium\`, or drop --browser to run in Node`);
-  }
-  const browser = await launchChromium().catch((e: Error) => {
-    void server.close();
     throw e;
-  });
+  }
   const { context } = browser;
   const consoleTail: string[] = [];
 
